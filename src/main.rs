@@ -1,0 +1,172 @@
+//! The `kiln` command line: raw arguments become validated options, which
+//! build the workers for one mode. Library modules return typed errors; only
+//! this file turns them into messages and exit codes.
+//!
+//! Exit codes: 0 success; 1 the checked thing is bad (an invalid block, a
+//! backend failing its self-check); 2 usage errors and unreadable input.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use kiln::bench::{self, BenchResult, Reference};
+use kiln::scan::selfcheck::self_check;
+use kiln::sha256::{Backend, BackendKind};
+
+#[derive(Parser)]
+#[command(name = "kiln", version, about = "Bitcoin mining and validation engine: SIMD/SHA-NI CPU hashing, \
+wgpu GPU mining, Stratum pool worker, batched signature verification")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Measure sha256d hash rates of every available backend (no pool, no GPU needed).
+    ///
+    /// Each backend first proves itself on real mainnet headers, then hashes
+    /// block 866342's header for a few seconds per thread count. The reference
+    /// column is OpenSSL's single-stream SHA-256 rate in 64-byte blocks,
+    /// measured in the same run (the sha2 crate when openssl is missing).
+    Bench {
+        /// Only this backend (see `kiln devices`).
+        #[arg(long, value_name = "NAME")]
+        backend: Option<String>,
+        /// Thread count. Default: 1 and every core.
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+        /// Seconds of measurement per row.
+        #[arg(long, value_name = "S", default_value_t = 3.0)]
+        seconds: f64,
+        /// Print a JSON array (one object per row) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Skip the OpenSSL reference measurement.
+        #[arg(long)]
+        no_reference: bool,
+    },
+    /// List the hashing backends this machine supports.
+    Devices,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Bench { backend, threads, seconds, json, no_reference } => {
+            run_bench(backend.as_deref(), threads, seconds, json, no_reference)
+        }
+        Cmd::Devices => run_devices(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("kiln: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn run_devices() -> AnyResult<ExitCode> {
+    let best = Backend::detect();
+    println!("CPU backends (sha256d header scan):");
+    for kind in BackendKind::ALL {
+        let state = match Backend::from_kind(kind) {
+            Some(b) if b == best => "available, default",
+            Some(_) => "available",
+            None => "not supported by this CPU",
+        };
+        println!("  {:<8} {:>2} nonces/step  {state}", kind.name(), kind.width());
+    }
+    println!("CPU threads: {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_backends(name: Option<&str>) -> AnyResult<Vec<Backend>> {
+    let Some(name) = name else { return Ok(Backend::available()) };
+    let kind = BackendKind::from_name(name).ok_or_else(|| {
+        let names: Vec<_> = BackendKind::ALL.iter().map(|k| k.name()).collect();
+        format!("unknown backend '{name}' (known: {})", names.join(", "))
+    })?;
+    let b = Backend::from_kind(kind).ok_or_else(|| format!("backend '{name}' is not supported by this CPU"))?;
+    Ok(vec![b])
+}
+
+fn run_bench(
+    backend: Option<&str>,
+    threads: Option<usize>,
+    seconds: f64,
+    json: bool,
+    no_reference: bool,
+) -> AnyResult<ExitCode> {
+    if !(seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0) {
+        return Err(format!("--seconds must be between 0 and 3600, got {seconds}").into());
+    }
+    if threads == Some(0) {
+        return Err("--threads must be at least 1".into());
+    }
+    let backends = parse_backends(backend)?;
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let thread_counts = match threads {
+        Some(n) => vec![n],
+        None if cores > 1 => vec![1, cores],
+        None => vec![1],
+    };
+    let tty = std::io::stderr().is_terminal();
+    let reference: Option<Reference> = if no_reference {
+        None
+    } else {
+        eprintln!("measuring reference: openssl speed -evp sha256 (single stream) …");
+        let secs = seconds.ceil().clamp(1.0, 10.0) as u32;
+        Some(bench::openssl_reference(secs).unwrap_or_else(|| bench::sha2_reference(seconds)))
+    };
+
+    let mut rows: Vec<BenchResult> = Vec::new();
+    let mut failed = false;
+    for b in backends {
+        if let Err(e) = self_check(b) {
+            eprintln!("kiln: {e}; not timing it");
+            failed = true;
+            continue;
+        }
+        for &t in &thread_counts {
+            let label = format!("{} × {t} thread{}", b.name(), if t == 1 { "" } else { "s" });
+            let mut row = bench::bench_cpu(b, t, seconds, |done, rate| {
+                if tty {
+                    eprint!("\r  {label:<24} {:>3.0}%  {rate:>8.2} MH/s   ", done * 100.0);
+                    let _ = std::io::stderr().flush();
+                }
+            });
+            if tty {
+                eprintln!();
+            } else {
+                eprintln!("  {label:<24} {:>8.2} MH/s", row.mhs);
+            }
+            row.ratio_to_reference = reference.as_ref().map(|r| row.mhs_per_thread / r.mblocks_per_s);
+            rows.push(row);
+        }
+    }
+
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print_table(&rows, reference.as_ref());
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn print_table(rows: &[BenchResult], reference: Option<&Reference>) {
+    println!();
+    println!("{:<8} {:>7} {:>12} {:>14} {:>12}", "backend", "threads", "MH/s total", "MH/s/thread", "× reference");
+    for r in rows {
+        let ratio = r.ratio_to_reference.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into());
+        println!("{:<8} {:>7} {:>12.2} {:>14.2} {:>12}", r.backend, r.threads, r.mhs, r.mhs_per_thread, ratio);
+    }
+    if let Some(r) = reference {
+        println!("\nreference: {:.2} M 64-byte blocks/s single-stream ({})", r.mblocks_per_s, r.source);
+        println!("rates are medians of 250 ms windows; '× reference' = MH/s per thread ÷ reference");
+    }
+}

@@ -1,0 +1,1 @@
+//! GPU scanner (wgpu): see issue 3. Placeholder module until it lands.
