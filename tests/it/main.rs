@@ -2,6 +2,7 @@
 //! tests/data (see its README for provenance).
 
 mod data;
+mod gpu;
 mod headers;
 mod kernels;
 mod scanner;

@@ -1,1 +1,0 @@
-//! GPU scanner (wgpu): see issue 3. Placeholder module until it lands.

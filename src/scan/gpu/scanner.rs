@@ -1,0 +1,245 @@
+//! A GPU scanner thread: keeps two dispatches in flight so the GPU never
+//! waits for the host, re-checks every candidate on the CPU, and adapts the
+//! dispatch size toward a target time so a work switch costs about one
+//! dispatch.
+//!
+//! Same contract as the CPU scanner: [`GpuScanner::set_work`] bumps an epoch;
+//! the thread picks it up between dispatches, drops the results of dispatches
+//! still in flight for older work, and only then acknowledges the epoch.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+
+use super::kernel::{Kernel, Slot};
+use crate::scan::{candidate_event, ScanEvent};
+use crate::work::Work;
+
+/// Dispatches queued at once.
+const IN_FLIGHT: usize = 2;
+
+/// How the dispatch size is chosen.
+#[derive(Clone, Debug)]
+pub struct GpuScannerOptions {
+    /// Autotune toward this much GPU time per dispatch.
+    pub target_dispatch: Duration,
+    /// Fixed dispatch size of 2^N nonces instead of autotuning
+    /// (`--gpu-intensity N`, 10..=32).
+    pub intensity: Option<u32>,
+}
+
+impl Default for GpuScannerOptions {
+    fn default() -> Self {
+        GpuScannerOptions { target_dispatch: Duration::from_millis(20), intensity: None }
+    }
+}
+
+struct Shared {
+    work: Mutex<(u64, Option<Arc<Work>>)>,
+    changed: Condvar,
+    epoch: AtomicU64,
+    seen_epoch: AtomicU64,
+    stop: AtomicBool,
+    hashes: AtomicU64,
+    batch: AtomicU64,
+    error: Mutex<Option<String>>,
+}
+
+/// A thread driving one GPU.
+pub struct GpuScanner {
+    name: String,
+    shared: Arc<Shared>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl GpuScanner {
+    /// Starts the thread; it idles until the first `set_work`.
+    pub fn start(kernel: Kernel, opts: GpuScannerOptions, events: Sender<ScanEvent>) -> Self {
+        let name = format!("gpu{}", kernel.desc.index);
+        let shared = Arc::new(Shared {
+            work: Mutex::new((0, None)),
+            changed: Condvar::new(),
+            epoch: AtomicU64::new(0),
+            seen_epoch: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            hashes: AtomicU64::new(0),
+            batch: AtomicU64::new(0),
+            error: Mutex::new(None),
+        });
+        let sh = Arc::clone(&shared);
+        let n = name.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("kiln-{name}"))
+            .spawn(move || {
+                if let Err(e) = run(&kernel, &opts, &sh, &events, &n) {
+                    *sh.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                }
+            })
+            .expect("spawning the GPU thread");
+        GpuScanner { name, shared, handle: Some(handle) }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Replaces the current work; returns the new epoch.
+    pub fn set_work(&self, work: Work) -> u64 {
+        self.replace(Some(Arc::new(work)))
+    }
+
+    /// Stops hashing until the next `set_work`.
+    pub fn clear_work(&self) -> u64 {
+        self.replace(None)
+    }
+
+    fn replace(&self, w: Option<Arc<Work>>) -> u64 {
+        let mut slot = self.shared.work.lock().unwrap_or_else(|e| e.into_inner());
+        let epoch = slot.0 + 1;
+        *slot = (epoch, w);
+        self.shared.epoch.store(epoch, Ordering::Release);
+        self.shared.changed.notify_all();
+        epoch
+    }
+
+    /// True once the thread has moved to `epoch`: no event of older work follows.
+    pub fn all_switched_to(&self, epoch: u64) -> bool {
+        self.shared.seen_epoch.load(Ordering::Acquire) >= epoch
+    }
+
+    /// Nonces hashed so far (overflowed dispatches count once, when rescanned).
+    pub fn hashes(&self) -> u64 {
+        self.shared.hashes.load(Ordering::Relaxed)
+    }
+
+    /// The current dispatch size in nonces.
+    pub fn batch(&self) -> u64 {
+        self.shared.batch.load(Ordering::Relaxed)
+    }
+
+    /// The error that stopped the thread, if it stopped.
+    pub fn error(&self) -> Option<String> {
+        self.shared.error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Drop for GpuScanner {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.changed.notify_all();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// A dispatch in flight.
+struct Flight {
+    epoch: u64,
+    work: Arc<Work>,
+    start: u64,
+    count: u64,
+}
+
+fn run(k: &Kernel, opts: &GpuScannerOptions, sh: &Shared, events: &Sender<ScanEvent>, name: &str) -> Result<(), String> {
+    let granule = k.granule() as u64;
+    let round = |n: u64| (n / granule).max(1) * granule;
+    let mut batch: u64 = match opts.intensity {
+        Some(i) => round(1u64 << i.clamp(10, 32)),
+        None => round(1 << 16),
+    };
+    sh.batch.store(batch, Ordering::Relaxed);
+    let mut slots: Vec<Slot> = (0..IN_FLIGHT).map(|i| k.new_slot(i)).collect();
+    let mut flights: VecDeque<(usize, Flight)> = VecDeque::new();
+    let mut free: Vec<usize> = (0..IN_FLIGHT).rev().collect();
+    let mut current: Option<Arc<Work>> = None;
+    let mut my_epoch = 0u64;
+    let mut next = 0u64;
+    let mut rescans: Vec<(u64, u64)> = Vec::new();
+    let mut reported_exhausted = false;
+    let mut last_done: Option<Instant> = None;
+
+    loop {
+        if sh.stop.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let epoch = sh.epoch.load(Ordering::Acquire);
+        if epoch != my_epoch {
+            let slot = sh.work.lock().unwrap_or_else(|e| e.into_inner());
+            my_epoch = slot.0;
+            current = slot.1.clone();
+            drop(slot);
+            next = current.as_ref().map_or(0, |w| w.nonce_start as u64);
+            rescans.clear();
+            reported_exhausted = false;
+            // Results of dispatches still in flight for older work are
+            // dropped when they arrive (their epoch no longer matches).
+            sh.seen_epoch.store(my_epoch, Ordering::Release);
+        }
+        // Fill free slots with the next ranges of the current work.
+        while let (Some(work), Some(&si)) = (current.as_ref(), free.last()) {
+            let (start, count) = if let Some(r) = rescans.pop() {
+                r
+            } else if next < work.nonce_end {
+                let n = batch.min(work.nonce_end - next);
+                next += n;
+                (next - n, n)
+            } else {
+                break;
+            };
+            free.pop();
+            k.submit(&mut slots[si], &work.params, start as u32, count as u32);
+            flights.push_back((si, Flight { epoch: my_epoch, work: Arc::clone(work), start, count }));
+        }
+        let Some((si, f)) = flights.pop_front() else {
+            if let (Some(work), false) = (current.as_ref(), reported_exhausted) {
+                let _ = events.send(ScanEvent::Exhausted { work_id: work.id, scanner: name.to_string() });
+                reported_exhausted = true;
+            }
+            let slot = sh.work.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.0 == my_epoch && !sh.stop.load(Ordering::Acquire) {
+                let _ = sh.changed.wait_timeout(slot, Duration::from_millis(50));
+            }
+            last_done = None;
+            continue;
+        };
+        let r = k.wait(&mut slots[si]).map_err(|e| e.to_string())?;
+        free.push(si);
+        let now = Instant::now();
+        if f.epoch != sh.seen_epoch.load(Ordering::Acquire) {
+            continue; // stale: the switch was already acknowledged
+        }
+        if r.overflowed() {
+            // More candidates than slots: split the range and scan it again.
+            let half = f.count / 2;
+            if half == 0 {
+                return Err("one nonce reported more than one candidate".into());
+            }
+            rescans.push((f.start + half, f.count - half));
+            rescans.push((f.start, half));
+        } else {
+            sh.hashes.fetch_add(f.count, Ordering::Relaxed);
+            for &nonce in &r.nonces {
+                if let Some(ev) = candidate_event(&f.work, nonce, name) {
+                    let _ = events.send(ev);
+                }
+            }
+        }
+        // Autotune: with the queue kept full, the gap between completions is
+        // the GPU time of one dispatch.
+        if opts.intensity.is_none() && !r.overflowed() && f.count == batch {
+            if let Some(prev) = last_done {
+                let took = now.duration_since(prev).as_secs_f64().max(1e-6);
+                let want = opts.target_dispatch.as_secs_f64();
+                let factor = (want / took).clamp(0.5, 2.0);
+                batch = round(((batch as f64) * factor) as u64).clamp(granule, 1 << 32);
+                sh.batch.store(batch, Ordering::Relaxed);
+            }
+        }
+        last_done = Some(now);
+    }
+}
