@@ -98,6 +98,75 @@ pub fn bench_work(id: u64) -> Work {
     Work::new(id, bytes, header.bits.to_target().expect("real nBits"))
 }
 
+/// Collects per-window rates from a running scanner for about `seconds`.
+/// `hashes()` reads its counter; `on_exhausted` is polled once per window.
+fn measure(
+    seconds: f64,
+    hashes: impl Fn() -> u64,
+    mut keep_busy: impl FnMut(),
+    progress: &mut dyn FnMut(f64, f64),
+) -> (u64, f64, f64) {
+    let window = Duration::from_millis(250);
+    let windows = ((seconds / window.as_secs_f64()).round() as usize).max(3);
+    let mut rates = Vec::with_capacity(windows);
+    let (first, started) = (hashes(), Instant::now());
+    let (mut last_h, mut last_t) = (first, started);
+    for i in 0..windows {
+        std::thread::sleep(window);
+        let (h, t) = (hashes(), Instant::now());
+        let rate = (h - last_h) as f64 / (t - last_t).as_secs_f64() / 1e6;
+        rates.push(rate);
+        (last_h, last_t) = (h, t);
+        progress((i + 1) as f64 / windows as f64, rate);
+        keep_busy();
+    }
+    (last_h - first, (last_t - started).as_secs_f64(), median(&mut rates))
+}
+
+/// Hashes with the GPU kernel `k` for about `seconds` (after a warm-up that
+/// lets the autotuner settle), reporting like [`bench_cpu`].
+pub fn bench_gpu(
+    k: crate::scan::gpu::Kernel,
+    opts: crate::scan::gpu::GpuScannerOptions,
+    seconds: f64,
+    mut progress: impl FnMut(f64, f64),
+) -> Result<(BenchResult, u64), String> {
+    use crate::scan::gpu::GpuScanner;
+    let label = format!("gpu{}", k.desc.index);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let scanner = GpuScanner::start(k, opts, tx);
+    let mut work_id = 1;
+    scanner.set_work(bench_work(work_id));
+    std::thread::sleep(Duration::from_millis(1000));
+    let (hashes, secs, mhs) = measure(
+        seconds,
+        || scanner.hashes(),
+        || {
+            if rx.try_iter().any(|ev| matches!(ev, crate::scan::ScanEvent::Exhausted { .. })) {
+                work_id += 1;
+                scanner.set_work(bench_work(work_id));
+            }
+        },
+        &mut progress,
+    );
+    if let Some(e) = scanner.error() {
+        return Err(e);
+    }
+    let batch = scanner.batch();
+    Ok((
+        BenchResult {
+            backend: label,
+            threads: 1,
+            hashes,
+            seconds: secs,
+            mhs,
+            mhs_per_thread: mhs,
+            ratio_to_reference: None,
+        },
+        batch,
+    ))
+}
+
 /// Hashes with `backend` on `threads` threads for about `seconds`, calling
 /// `progress(fraction_done, current_mhs)` a few times a second.
 pub fn bench_cpu(
@@ -112,28 +181,19 @@ pub fn bench_cpu(
     scanner.set_work(bench_work(work_id));
     // Warm up: let the chunk size settle and the clocks ramp.
     std::thread::sleep(Duration::from_millis(300));
-    let window = Duration::from_millis(250);
-    let windows = ((seconds / window.as_secs_f64()).round() as usize).max(3);
-    let mut rates = Vec::with_capacity(windows);
-    let (first_hashes, started) = (scanner.hashes(), Instant::now());
-    let (mut last_h, mut last_t) = (first_hashes, started);
-    for i in 0..windows {
-        std::thread::sleep(window);
-        let (h, t) = (scanner.hashes(), Instant::now());
-        let rate = (h - last_h) as f64 / (t - last_t).as_secs_f64() / 1e6;
-        rates.push(rate);
-        (last_h, last_t) = (h, t);
-        progress((i + 1) as f64 / windows as f64, rate);
-        // A thread that finished its slice idles; keep everyone busy.
-        if rx.try_iter().any(|ev| matches!(ev, crate::scan::ScanEvent::Exhausted { .. })) {
-            work_id += 1;
-            scanner.set_work(bench_work(work_id));
-        }
-    }
-    let hashes = last_h - first_hashes;
-    let secs = (last_t - started).as_secs_f64();
+    let (hashes, secs, mhs) = measure(
+        seconds,
+        || scanner.hashes(),
+        || {
+            // A thread that finished its slice idles; keep everyone busy.
+            if rx.try_iter().any(|ev| matches!(ev, crate::scan::ScanEvent::Exhausted { .. })) {
+                work_id += 1;
+                scanner.set_work(bench_work(work_id));
+            }
+        },
+        &mut progress,
+    );
     drop(scanner);
-    let mhs = median(&mut rates);
     BenchResult {
         backend: backend.name().to_string(),
         threads,

@@ -12,6 +12,8 @@ use clap::{Parser, Subcommand};
 
 use kiln::bench::{self, BenchResult, Reference};
 use kiln::scan::selfcheck::self_check;
+use kiln::scan::gpu::{self, GpuScannerOptions, GpuSelection, KernelOptions};
+use kiln::scan::selfcheck::self_check_gpu;
 use kiln::sha256::{Backend, BackendKind};
 
 #[derive(Parser)]
@@ -20,6 +22,19 @@ wgpu GPU mining, Stratum pool worker, batched signature verification")]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
+}
+
+/// GPU selection, shared by the commands that hash.
+#[derive(clap::Args, Clone)]
+struct GpuArgs {
+    /// GPUs to use: auto (every hardware adapter), off, or indices from
+    /// `kiln devices` such as 0,2 (software adapters like lavapipe only by index).
+    #[arg(long, value_name = "auto|off|LIST", default_value = "auto")]
+    gpu: GpuSelection,
+    /// Fixed GPU dispatch size of 2^N nonces (10..=32) instead of autotuning
+    /// toward ~20 ms per dispatch.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(10..=32))]
+    gpu_intensity: Option<u32>,
 }
 
 #[derive(Subcommand)]
@@ -46,6 +61,8 @@ enum Cmd {
         /// Skip the OpenSSL reference measurement.
         #[arg(long)]
         no_reference: bool,
+        #[command(flatten)]
+        gpu: GpuArgs,
     },
     /// List the hashing backends this machine supports.
     Devices,
@@ -54,8 +71,8 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Bench { backend, threads, seconds, json, no_reference } => {
-            run_bench(backend.as_deref(), threads, seconds, json, no_reference)
+        Cmd::Bench { backend, threads, seconds, json, no_reference, gpu } => {
+            run_bench(backend.as_deref(), threads, seconds, json, no_reference, &gpu)
         }
         Cmd::Devices => run_devices(),
     };
@@ -82,11 +99,23 @@ fn run_devices() -> AnyResult<ExitCode> {
         println!("  {:<8} {:>2} nonces/step  {state}", kind.name(), kind.width());
     }
     println!("CPU threads: {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let adapters = gpu::adapters();
+    println!("GPU adapters (wgpu; use the index with --gpu):");
+    if adapters.is_empty() {
+        println!("  none found (on Debian, `apt-get install mesa-vulkan-drivers` adds the lavapipe software adapter)");
+    }
+    for (d, _) in &adapters {
+        let kind = if d.software { "software: correctness only, not used by --gpu auto" } else { "hardware" };
+        println!("  [{}] {} ({}, {}; driver {} {}) {kind}", d.index, d.name, d.backend, d.device_type, d.driver, d.driver_info);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 fn parse_backends(name: Option<&str>) -> AnyResult<Vec<Backend>> {
     let Some(name) = name else { return Ok(Backend::available()) };
+    if name == "gpu" {
+        return Ok(Vec::new());
+    }
     let kind = BackendKind::from_name(name).ok_or_else(|| {
         let names: Vec<_> = BackendKind::ALL.iter().map(|k| k.name()).collect();
         format!("unknown backend '{name}' (known: {})", names.join(", "))
@@ -101,6 +130,7 @@ fn run_bench(
     seconds: f64,
     json: bool,
     no_reference: bool,
+    gpu_args: &GpuArgs,
 ) -> AnyResult<ExitCode> {
     if !(seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0) {
         return Err(format!("--seconds must be between 0 and 3600, got {seconds}").into());
@@ -147,6 +177,62 @@ fn run_bench(
             }
             row.ratio_to_reference = reference.as_ref().map(|r| row.mhs_per_thread / r.mblocks_per_s);
             rows.push(row);
+        }
+    }
+
+    // GPUs: every selected adapter, unless a CPU backend alone was asked for.
+    if backend.is_none() || backend == Some("gpu") {
+        let opts = KernelOptions::default();
+        let mut kernels = gpu::open(&gpu_args.gpu, &opts)?;
+        if kernels.is_empty() && backend == Some("gpu") && gpu_args.gpu == GpuSelection::Auto {
+            // No hardware GPU: time a software adapter so the path is exercised,
+            // and say plainly that its rate is not a GPU figure.
+            if let Some(k) = gpu::open_any(&opts)? {
+                eprintln!("kiln: no hardware GPU; timing software adapter '{}' (not a GPU figure)", k.desc.name);
+                kernels.push(k);
+            }
+        }
+        if kernels.is_empty() && gpu_args.gpu != GpuSelection::Off {
+            let soft: Vec<String> = gpu::adapters()
+                .into_iter()
+                .filter(|(d, _)| d.software)
+                .map(|(d, _)| format!("[{}] {}", d.index, d.name))
+                .collect();
+            eprintln!(
+                "kiln: no hardware GPU adapter found{}",
+                if soft.is_empty() { String::new() } else { format!("; software adapters {} can be timed with --gpu INDEX", soft.join(", ")) }
+            );
+            if backend == Some("gpu") {
+                failed = true;
+            }
+        }
+        for k in kernels {
+            if let Err(e) = self_check_gpu(&k) {
+                eprintln!("kiln: {e}; not timing it");
+                failed = true;
+                continue;
+            }
+            let name = k.desc.name.clone();
+            let label = format!("gpu{} {}", k.desc.index, name);
+            let gopts = GpuScannerOptions { intensity: gpu_args.gpu_intensity, ..Default::default() };
+            match bench::bench_gpu(k, gopts, seconds, |done, rate| {
+                if tty {
+                    eprint!("\r  {label:<24} {:>3.0}%  {rate:>8.2} MH/s   ", done * 100.0);
+                    let _ = std::io::stderr().flush();
+                }
+            }) {
+                Ok((row, batch)) => {
+                    if tty {
+                        eprintln!();
+                    }
+                    eprintln!("  {label}: {:.2} MH/s, dispatch size {batch} nonces", row.mhs);
+                    rows.push(row);
+                }
+                Err(e) => {
+                    eprintln!("kiln: GPU {name} failed: {e}");
+                    failed = true;
+                }
+            }
         }
     }
 

@@ -68,3 +68,36 @@ pub fn self_check(backend: Backend) -> Result<(), SelfCheckError> {
     }
     Ok(())
 }
+
+/// The GPU kernel's self-check: the real nonces of both real headers, and the
+/// same candidates as the portable kernel at an easy target.
+///
+/// # Errors
+/// The first disagreement, or a device failure as text.
+pub fn self_check_gpu(k: &crate::scan::gpu::Kernel) -> Result<(), String> {
+    for (i, (block, _)) in REAL_HEADERS.iter().enumerate() {
+        let bytes = real_header(i);
+        let header = Header::parse(&bytes).expect("80 bytes");
+        let target = header.bits.to_target().expect("real nBits");
+        let start = header.nonce.saturating_sub(5000);
+        let work = Work::with_range(0, bytes, target, start, start as u64 + 10_007);
+        let cands = k.scan_blocking(&work.params, start, work.len(), 1 << 16).map_err(|e| e.to_string())?;
+        let found: Vec<u32> = cands.into_iter().filter(|&n| work.check(n).is_some()).collect();
+        if found != [header.nonce] {
+            return Err(format!("GPU {} missed the real nonce of {block}", k.desc.name));
+        }
+        let easy = ScanParams::new(&bytes, 0x00ff_ffff);
+        let got = k.scan_blocking(&easy, 777, 20_011, 1 << 16).map_err(|e| e.to_string())?;
+        let mut want = Vec::new();
+        Backend::scalar().scan(&easy, 777, 20_011, &mut want);
+        if got != want {
+            return Err(format!(
+                "GPU {} reported {} candidates where the portable kernel found {} ({block})",
+                k.desc.name,
+                got.len(),
+                want.len()
+            ));
+        }
+    }
+    Ok(())
+}
