@@ -12,6 +12,7 @@
 //! - [`bench`]: the measurement behind `kiln bench`.
 
 pub mod bench;
+pub mod validate;
 pub mod scan;
 pub mod sha256;
 pub mod work;

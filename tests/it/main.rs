@@ -6,3 +6,4 @@ mod gpu;
 mod headers;
 mod kernels;
 mod scanner;
+mod validate;

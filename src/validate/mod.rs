@@ -1,0 +1,26 @@
+//! The validation side: decode a block and the outputs it spends, check the
+//! header and block commitments, turn every input into a signature check, and
+//! verify the checks in parallel batches.
+//!
+//! ```text
+//! bytes ─▶ input::read_block / read_prevouts ─▶ block::check_block (PoW, merkle,
+//!   witness commitment, BIP34) ─▶ extract (templates → SigCheck, sighash)
+//!   ─▶ verify (rayon batches; script interpreter for the rest) ─▶ Report
+//! ```
+//!
+//! Consensus subtleties are handled where they arise: lax DER before BIP66,
+//! high-S signatures normalized (consensus never required low S), legacy
+//! SIGHASH_SINGLE's "one" hash, m-of-n matching in key order. Anything outside
+//! the templates kiln understands goes through Bitcoin Core's own script
+//! interpreter (`bitcoinconsensus`) and is reported as such.
+
+pub mod block;
+pub mod extract;
+pub mod input;
+pub mod oracle;
+pub mod verify;
+
+pub use block::{check_block, BlockChecks, Bip34, WitnessCommitment};
+pub use extract::{extract_block, InputCheck, ScriptType, SigCheck};
+pub use input::{read_block, read_prevouts, InputError};
+pub use verify::{validate, BadInput, Report};

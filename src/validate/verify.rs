@@ -1,0 +1,164 @@
+//! The batch verifier: checks are verified across threads in batches, like
+//! Bitcoin Core's check queue, and every failure is tied to its input.
+//!
+//! BIP340 batch verification (one multi-scalar multiplication per batch) is
+//! not used: libsecp256k1 does not ship it, and without it one-by-one
+//! verification is what measures fastest here (see BENCHMARKS.md).
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use bitcoin::secp256k1::{Secp256k1, VerifyOnly};
+use bitcoin::{Block, TxOut};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::block::{check_block, BlockChecks};
+use super::extract::{extract_block, flags_for, split_prevouts, InputCheck, SigCheck};
+use super::input::InputError;
+use super::oracle;
+
+/// Checks handed to one rayon task at a time.
+pub const BATCH: usize = 32;
+
+/// The shared verification context (its tables are built once).
+pub fn secp() -> &'static Secp256k1<VerifyOnly> {
+    static CTX: OnceLock<Secp256k1<VerifyOnly>> = OnceLock::new();
+    CTX.get_or_init(Secp256k1::verification_only)
+}
+
+/// An input that failed, with everything needed to find it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct BadInput {
+    pub tx_index: usize,
+    pub input_index: usize,
+    pub txid: String,
+    pub script_type: String,
+    pub reason: String,
+}
+
+/// The outcome of validating one block.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub block: BlockChecks,
+    pub transactions: usize,
+    /// Non-coinbase inputs.
+    pub inputs: usize,
+    /// Inputs per script type (every input is in exactly one).
+    pub inputs_by_type: BTreeMap<String, usize>,
+    /// Signature verifications performed (multisig may need several per input).
+    pub signatures: usize,
+    pub bad_inputs: Vec<BadInput>,
+    pub extract_ms: f64,
+    pub verify_ms: f64,
+}
+
+impl Report {
+    pub fn is_valid(&self) -> bool {
+        self.block.is_valid() && self.bad_inputs.is_empty()
+    }
+}
+
+/// Runs one check; `Ok(n)` with the number of signature verifications made.
+///
+/// # Errors
+/// Why the input is invalid.
+pub fn run_check(check: &SigCheck, tx_bytes: impl FnOnce() -> Vec<u8>, spent: &[TxOut], index: usize) -> Result<usize, String> {
+    let ctx = secp();
+    match check {
+        SigCheck::Ecdsa { sig, pk, msg } => ctx.verify_ecdsa(msg, sig, pk).map(|_| 1).map_err(|_| "ECDSA signature does not verify".into()),
+        SigCheck::Schnorr { sig, pk, msg } => ctx.verify_schnorr(sig, msg, pk).map(|_| 1).map_err(|_| "Schnorr signature does not verify".into()),
+        SigCheck::Multisig { sigs, keys } => {
+            // Consensus order: from the last signature and the last key down;
+            // a key is used at most once and skipped keys are never revisited.
+            let mut verifications = 0;
+            let mut k = keys.len();
+            for (si, (sig, msg)) in sigs.iter().enumerate().rev() {
+                loop {
+                    if k < si + 1 {
+                        return Err(format!("multisig: signature {si} matches no remaining key"));
+                    }
+                    k -= 1;
+                    if let Some(pk) = &keys[k] {
+                        verifications += 1;
+                        if ctx.verify_ecdsa(msg, sig, pk).is_ok() {
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok(verifications)
+        }
+        SigCheck::Interpreter { flags } => oracle::verify_input(&tx_bytes(), spent, index, *flags).map(|_| 0),
+        SigCheck::Fail(why) => Err(why.clone()),
+        SigCheck::NoSignature => Ok(0),
+    }
+}
+
+/// Validates a block against the outputs it spends, on `threads` threads
+/// (0 = all cores).
+///
+/// # Errors
+/// [`InputError::PrevoutCount`] when the prevouts do not line up with the
+/// block's non-coinbase inputs; invalidity is reported in the [`Report`].
+pub fn validate(block: &Block, prevouts: &[TxOut], threads: usize) -> Result<Report, InputError> {
+    let inputs: usize = block.txdata.iter().skip(1).map(|tx| tx.input.len()).sum();
+    if inputs != prevouts.len() {
+        return Err(InputError::PrevoutCount { prevouts: prevouts.len(), inputs });
+    }
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| InputError::Prevouts {
+        path: "-".into(),
+        reason: format!("cannot start {threads} threads: {e}"),
+    })?;
+    pool.install(|| validate_in_pool(block, prevouts, inputs))
+}
+
+fn validate_in_pool(block: &Block, prevouts: &[TxOut], inputs: usize) -> Result<Report, InputError> {
+    let checks_hdr = check_block(block);
+    let flags = flags_for(checks_hdr.height());
+    let per_tx = split_prevouts(block, prevouts);
+
+    let t0 = Instant::now();
+    let checks: Vec<InputCheck> = extract_block(block, &per_tx, flags);
+    let extract_ms = t0.elapsed().as_secs_f64() * 1e3;
+
+    let t1 = Instant::now();
+    let tx_bytes: Vec<OnceLock<Vec<u8>>> = (0..block.txdata.len()).map(|_| OnceLock::new()).collect();
+    let outcomes: Vec<Result<usize, String>> = checks
+        .par_iter()
+        .with_min_len(BATCH)
+        .map(|c| {
+            let bytes = || tx_bytes[c.tx_index].get_or_init(|| bitcoin::consensus::serialize(&block.txdata[c.tx_index])).clone();
+            run_check(&c.check, bytes, per_tx[c.tx_index], c.input_index)
+        })
+        .collect();
+    let verify_ms = t1.elapsed().as_secs_f64() * 1e3;
+
+    let mut by_type = BTreeMap::new();
+    let mut bad = Vec::new();
+    let mut signatures = 0;
+    for (c, r) in checks.iter().zip(outcomes) {
+        *by_type.entry(c.script_type.name()).or_insert(0) += 1;
+        match r {
+            Ok(n) => signatures += n,
+            Err(reason) => bad.push(BadInput {
+                tx_index: c.tx_index,
+                input_index: c.input_index,
+                txid: block.txdata[c.tx_index].compute_txid().to_string(),
+                script_type: c.script_type.name(),
+                reason,
+            }),
+        }
+    }
+    Ok(Report {
+        block: checks_hdr,
+        transactions: block.txdata.len(),
+        inputs,
+        inputs_by_type: by_type,
+        signatures,
+        bad_inputs: bad,
+        extract_ms,
+        verify_ms,
+    })
+}
