@@ -225,8 +225,8 @@ impl TxCtx<'_> {
             Ok(None) => return Err(Interpreter("lax-der")),
             Err(e) => return Err(fail(t, e)),
         };
-        let h = self.cache.legacy_signature_hash(i, script_code, ht).map_err(|e| fail(t, e.to_string()))?;
-        Ok((s, msg(h.to_byte_array())))
+        let h = super::sighash::legacy(self.tx, i, script_code, ht).map_err(|e| fail(t, e))?;
+        Ok((s, msg(h)))
     }
 
     fn segwit_v0(&mut self, i: usize, script_code: &Script, p2wpkh: bool, sig: &[u8], t: ScriptType) -> Result<(ecdsa::Signature, Message), Extract> {

@@ -18,6 +18,7 @@ pub mod block;
 pub mod extract;
 pub mod input;
 pub mod oracle;
+pub mod sighash;
 pub mod verify;
 
 pub use block::{check_block, BlockChecks, Bip34, WitnessCommitment};

@@ -162,3 +162,35 @@ fn validate_in_pool(block: &Block, prevouts: &[TxOut], inputs: usize) -> Result<
         verify_ms,
     })
 }
+
+/// BIP340 verification of a message of any length (BIP340 allows it; Bitcoin
+/// itself signs 32-byte sighashes). `false` for malformed keys or signatures.
+pub fn verify_schnorr_any_len(sig: &[u8], xonly: &[u8], msg: &[u8]) -> bool {
+    use bitcoin::secp256k1::ffi::{self, CPtr};
+    let (Ok(sig), Ok(pk)) = (bitcoin::secp256k1::schnorr::Signature::from_slice(sig), bitcoin::secp256k1::XOnlyPublicKey::from_slice(xonly)) else {
+        return false;
+    };
+    // SAFETY: the context is a valid verification context for the program's
+    // lifetime; `sig` is 64 bytes, `msg` is valid for `msg.len()` bytes (a
+    // null pointer is allowed only with length 0, which `as_ptr` never is),
+    // and `pk` is a parsed x-only key; libsecp256k1 only reads them.
+    unsafe {
+        ffi::secp256k1_schnorrsig_verify(
+            secp().ctx().as_ptr(),
+            sig.as_c_ptr(),
+            msg.as_ptr(),
+            msg.len(),
+            pk.as_c_ptr(),
+        ) == 1
+    }
+}
+
+/// ECDSA under Bitcoin's policy rules (strict DER, low S), as the Wycheproof
+/// "bitcoin" vectors expect; `msg32` is the already-hashed message.
+pub fn verify_ecdsa_policy(der: &[u8], pubkey: &[u8], msg32: [u8; 32]) -> bool {
+    use bitcoin::secp256k1::{ecdsa::Signature, Message, PublicKey};
+    let (Ok(sig), Ok(pk)) = (Signature::from_der(der), PublicKey::from_slice(pubkey)) else { return false };
+    let mut low = sig;
+    low.normalize_s();
+    low == sig && secp().verify_ecdsa(&Message::from_digest(msg32), &sig, &pk).is_ok()
+}

@@ -7,3 +7,4 @@ mod headers;
 mod kernels;
 mod scanner;
 mod validate;
+mod vectors;
