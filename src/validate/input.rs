@@ -35,23 +35,39 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>, InputError> {
     Ok(raw)
 }
 
+/// Decodes raw bytes or hex text (already decompressed) as a block.
+///
+/// # Errors
+/// [`InputError::Hex`] or [`InputError::Block`], naming `what`.
+pub fn decode_block(bytes: &[u8], what: &str) -> Result<Block, InputError> {
+    let text = std::str::from_utf8(bytes).ok().map(str::trim);
+    let hexed;
+    let bytes = match text {
+        Some(t) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            hexed = hex::decode(t).map_err(|_| InputError::Hex { path: what.to_string() })?;
+            &hexed[..]
+        }
+        _ => bytes,
+    };
+    bitcoin::consensus::deserialize::<Block>(bytes)
+        .map_err(|e| InputError::Block { path: what.to_string(), reason: e.to_string() })
+}
+
+/// The file's bytes with zstd undone (detected from its magic number).
+///
+/// # Errors
+/// Unreadable file or broken zstd data.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, InputError> {
+    read_bytes(path)
+}
+
 /// Reads a block: raw consensus bytes, hex text, either possibly zstd-compressed.
 ///
 /// # Errors
 /// Unreadable file, bad zstd or hex, or bytes that do not decode as a block
 /// (trailing bytes included).
 pub fn read_block(path: &Path) -> Result<Block, InputError> {
-    let p = path.display().to_string();
-    let bytes = read_bytes(path)?;
-    let text = std::str::from_utf8(&bytes).ok().map(str::trim);
-    let bytes = match text {
-        Some(t) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            hex::decode(t).map_err(|_| InputError::Hex { path: p.clone() })?
-        }
-        _ => bytes,
-    };
-    bitcoin::consensus::deserialize::<Block>(&bytes)
-        .map_err(|e| InputError::Block { path: p, reason: e.to_string() })
+    decode_block(&read_bytes(path)?, &path.display().to_string())
 }
 
 /// Reads the outputs spent by the block's non-coinbase inputs, in block order.

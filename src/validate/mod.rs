@@ -14,6 +14,7 @@
 //! the templates kiln understands goes through Bitcoin Core's own script
 //! interpreter (`bitcoinconsensus`) and is reported as such.
 
+pub mod bench;
 pub mod block;
 pub mod extract;
 pub mod input;
@@ -23,5 +24,5 @@ pub mod verify;
 
 pub use block::{check_block, BlockChecks, Bip34, WitnessCommitment};
 pub use extract::{extract_block, InputCheck, ScriptType, SigCheck};
-pub use input::{read_block, read_prevouts, InputError};
+pub use input::{decode_block, read_block, read_file, read_prevouts, InputError};
 pub use verify::{validate, BadInput, Report};

@@ -1,0 +1,108 @@
+//! `kiln bench-verify`: what kiln's whole pipeline costs next to bare
+//! libsecp256k1 verification of the same signatures, measured in one run.
+
+use std::time::Instant;
+
+use bitcoin::TxOut;
+use serde::Serialize;
+
+use super::extract::{extract_block, flags_for, split_prevouts, SigCheck};
+use super::verify::{secp, validate};
+use super::{check_block, decode_block, InputError};
+
+/// The figures `kiln bench-verify` prints.
+#[derive(Clone, Debug, Serialize)]
+pub struct VerifyBench {
+    pub inputs: usize,
+    pub ecdsa: usize,
+    pub schnorr: usize,
+    /// Inputs checked by the script interpreter (not part of the bare figure).
+    pub interpreter: usize,
+    /// Median single-thread time to verify every pre-parsed signature once.
+    pub bare_single_thread_ms: f64,
+    pub bare_us_per_sig: f64,
+    /// Median wall time of decode + block checks + extraction + verification.
+    pub pipeline_ms: f64,
+    pub threads: usize,
+    /// bare_single_thread_ms / (threads × pipeline_ms): 1.0 means the
+    /// pipeline adds nothing to the signatures' own cost.
+    pub ratio: f64,
+    pub runs: usize,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    crate::bench::median(&mut v)
+}
+
+/// Measures `runs` times each and reports medians.
+///
+/// # Errors
+/// Bad block bytes or prevouts that do not match the block.
+pub fn bench_verify(block_bytes: &[u8], prevouts: &[TxOut], threads: usize, runs: usize) -> Result<VerifyBench, InputError> {
+    let block = decode_block(block_bytes, "block")?;
+    let per_tx = split_prevouts(&block, prevouts);
+    let inputs: usize = block.txdata.iter().skip(1).map(|t| t.input.len()).sum();
+    if inputs != prevouts.len() {
+        return Err(InputError::PrevoutCount { prevouts: prevouts.len(), inputs });
+    }
+    let flags = flags_for(check_block(&block).height());
+    let checks = extract_block(&block, &per_tx, flags);
+    // Pre-parsed signatures: one verification each (the signing key of a
+    // multisig signature is found once, outside the timed loop).
+    let ctx = secp();
+    let mut ecdsa = Vec::new();
+    let mut schnorr = Vec::new();
+    let mut interpreter = 0;
+    for c in &checks {
+        match &c.check {
+            SigCheck::Ecdsa { sig, pk, msg } => ecdsa.push((*sig, *pk, *msg)),
+            SigCheck::Schnorr { sig, pk, msg } => schnorr.push((*sig, *pk, *msg)),
+            SigCheck::Multisig { sigs, keys } => {
+                for (sig, msg) in sigs {
+                    if let Some(pk) = keys.iter().flatten().find(|pk| ctx.verify_ecdsa(msg, sig, pk).is_ok()) {
+                        ecdsa.push((*sig, *pk, *msg));
+                    }
+                }
+            }
+            SigCheck::Interpreter { .. } => interpreter += 1,
+            SigCheck::Fail(_) | SigCheck::NoSignature => {}
+        }
+    }
+    let runs = runs.max(1);
+    let mut bare = Vec::with_capacity(runs);
+    let mut pipeline = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        let mut ok = 0usize;
+        for (sig, pk, msg) in &ecdsa {
+            ok += ctx.verify_ecdsa(msg, sig, pk).is_ok() as usize;
+        }
+        for (sig, pk, msg) in &schnorr {
+            ok += ctx.verify_schnorr(sig, msg, pk).is_ok() as usize;
+        }
+        bare.push(t.elapsed().as_secs_f64() * 1e3);
+        std::hint::black_box(ok);
+
+        let t = Instant::now();
+        let b = decode_block(block_bytes, "block")?;
+        let r = validate(&b, prevouts, threads)?;
+        pipeline.push(t.elapsed().as_secs_f64() * 1e3);
+        std::hint::black_box(r.is_valid());
+    }
+    let bare_ms = median(bare);
+    let pipeline_ms = median(pipeline);
+    let threads = if threads == 0 { rayon::current_num_threads() } else { threads };
+    let sigs = ecdsa.len() + schnorr.len();
+    Ok(VerifyBench {
+        inputs,
+        ecdsa: ecdsa.len(),
+        schnorr: schnorr.len(),
+        interpreter,
+        bare_single_thread_ms: bare_ms,
+        bare_us_per_sig: bare_ms * 1e3 / sigs.max(1) as f64,
+        pipeline_ms,
+        threads,
+        ratio: bare_ms / (threads as f64 * pipeline_ms),
+        runs,
+    })
+}
