@@ -1,0 +1,128 @@
+//! The `kiln` binary as a user runs it: outputs and exit codes.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use crate::data::path;
+use crate::validate::{flip_first_signature, load};
+
+fn kiln(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).output().expect("running kiln")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("kiln-test-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+const B: &str = "mainnet/block_866342.raw.zst";
+const P: &str = "mainnet/block_866342.spent_utxos.json.zst";
+
+#[test]
+fn verify_block_valid_invalid_and_unreadable_exit_codes() {
+    let (b, p) = (path(B), path(P));
+    let ok = kiln(&["verify-block", "--block", b.to_str().unwrap(), "--prevouts", p.to_str().unwrap()]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    assert!(text(&ok).contains("VALID"));
+
+    // A flipped signature: exit 1, the input named.
+    let (mut block, _) = load(866342);
+    assert!(flip_first_signature(&mut block.txdata[10]));
+    let bad_path = tmp("bad_block.bin");
+    std::fs::write(&bad_path, bitcoin::consensus::serialize(&block)).unwrap();
+    let bad = kiln(&["verify-block", "--block", bad_path.to_str().unwrap(), "--prevouts", p.to_str().unwrap(), "--json"]);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+    let report: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
+    let bads = report["bad_inputs"].as_array().unwrap();
+    assert_eq!(bads.len(), 1);
+    assert_eq!(bads[0]["tx_index"], 10);
+    assert_eq!(bads[0]["input_index"], 0);
+
+    // Hex text input works too.
+    let hex_path = tmp("block.hex");
+    std::fs::write(&hex_path, hex::encode(crate::data::read(B))).unwrap();
+    let hexed = kiln(&["verify-block", "--block", hex_path.to_str().unwrap(), "--prevouts", p.to_str().unwrap()]);
+    assert_eq!(hexed.status.code(), Some(0), "{}", text(&hexed));
+
+    // Wrong number of prevouts: exit 2 with a clear message.
+    let v: serde_json::Value = serde_json::from_slice(&crate::data::read(P)).unwrap();
+    let mut arr = v.as_array().unwrap().clone();
+    arr.pop();
+    let short = tmp("short.json");
+    std::fs::write(&short, serde_json::to_vec(&arr).unwrap()).unwrap();
+    let o = kiln(&["verify-block", "--block", b.to_str().unwrap(), "--prevouts", short.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("7971 spent outputs given, but the block has 7972"), "{}", text(&o));
+
+    // Unreadable and malformed files: exit 2, no panic.
+    let o = kiln(&["verify-block", "--block", "/nonexistent/block", "--prevouts", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("cannot read"));
+    let junk = tmp("junk.bin");
+    std::fs::write(&junk, b"\\x01\\x02 not a block").unwrap();
+    let o = kiln(&["verify-block", "--block", junk.to_str().unwrap(), "--prevouts", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!text(&o).contains("panicked"));
+    let o = kiln(&["verify-block", "--block", b.to_str().unwrap(), "--prevouts", junk.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("not JSON"), "{}", text(&o));
+}
+
+/// The `bitcoin-cli getblock HASH 3` prevouts format.
+#[test]
+fn verify_block_accepts_getblock_verbosity_3_prevouts() {
+    let (block, prevouts) = load(866342);
+    let mut at = 0;
+    let txs: Vec<serde_json::Value> = block
+        .txdata
+        .iter()
+        .enumerate()
+        .map(|(ti, tx)| {
+            let vin: Vec<serde_json::Value> = tx
+                .input
+                .iter()
+                .map(|_| {
+                    if ti == 0 {
+                        serde_json::json!({"coinbase": "00"})
+                    } else {
+                        let o = &prevouts[at];
+                        at += 1;
+                        serde_json::json!({"prevout": {
+                            "value": o.value.to_sat() as f64 / 1e8,
+                            "scriptPubKey": {"hex": hex::encode(o.script_pubkey.as_bytes())}
+                        }})
+                    }
+                })
+                .collect();
+            serde_json::json!({"txid": tx.compute_txid().to_string(), "vin": vin})
+        })
+        .collect();
+    let f = tmp("getblock3.json");
+    std::fs::write(&f, serde_json::to_vec(&serde_json::json!({"hash": "x", "tx": txs})).unwrap()).unwrap();
+    let o = kiln(&["verify-block", "--block", path(B).to_str().unwrap(), "--prevouts", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[test]
+fn bench_json_and_devices() {
+    let o = kiln(&["bench", "--backend", "scalar", "--threads", "1", "--seconds", "0.75", "--json", "--no-reference"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let row = &rows.as_array().unwrap()[0];
+    for key in ["backend", "threads", "hashes", "seconds", "mhs"] {
+        assert!(row.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(row["backend"], "scalar");
+    assert!(row["mhs"].as_f64().unwrap() > 0.1);
+    let o = kiln(&["bench", "--backend", "nosuch"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("unknown backend"));
+    let o = kiln(&["devices"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o).contains("scalar"));
+}
