@@ -12,6 +12,10 @@
 //! - [`bench`]: the measurement behind `kiln bench`.
 
 pub mod bench;
+pub mod engine;
+#[macro_use]
+pub mod log;
+pub mod net;
 pub mod validate;
 pub mod scan;
 pub mod sha256;

@@ -38,6 +38,79 @@ struct GpuArgs {
     gpu_intensity: Option<u32>,
 }
 
+#[derive(clap::Args)]
+struct MineArgs {
+    /// Pool URL: stratum+tcp://HOST:PORT or stratum+ssl://HOST:PORT (repeatable).
+    #[arg(short = 'o', long = "url", value_name = "URL")]
+    urls: Vec<String>,
+    /// Worker name for the pool at the same position (repeatable).
+    #[arg(short = 'u', long = "user", value_name = "USER")]
+    users: Vec<String>,
+    /// Password for the pool at the same position (repeatable; never logged).
+    #[arg(short = 'p', long = "pass", value_name = "PASS")]
+    passes: Vec<String>,
+    /// CPU hashing threads (0 = no CPU mining). Default: every core.
+    #[arg(long, value_name = "N")]
+    cpu_threads: Option<usize>,
+    /// CPU backend (see `kiln devices`). Default: the fastest available.
+    #[arg(long, value_name = "NAME")]
+    backend: Option<String>,
+    #[command(flatten)]
+    gpu: GpuArgs,
+    /// TOML configuration file with the same keys; command-line options win.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log level.
+    #[arg(long, value_enum, default_value = "info")]
+    log_level: kiln::log::Level,
+    /// Serve read-only JSON and Prometheus metrics: a port (bound on
+    /// 127.0.0.1) or ADDR:PORT.
+    #[arg(long, value_name = "[ADDR:]PORT")]
+    api: Option<String>,
+    /// Ask the pool for this starting difficulty (mining.suggest_difficulty).
+    #[arg(long, value_name = "D")]
+    suggest_difficulty: Option<f64>,
+    /// Do not ask for version rolling (BIP310).
+    #[arg(long)]
+    no_version_rolling: bool,
+    /// Seconds between status lines.
+    #[arg(long, value_name = "S", default_value_t = 10)]
+    status_interval: u64,
+    /// Stop after this many seconds (default: run until killed).
+    #[arg(long, value_name = "S")]
+    duration: Option<u64>,
+}
+
+/// The TOML config file: the same names as the long options.
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    pool: Vec<ConfigPool>,
+    cpu_threads: Option<usize>,
+    backend: Option<String>,
+    gpu: Option<String>,
+    gpu_intensity: Option<u32>,
+    log_level: Option<String>,
+    api: Option<String>,
+    suggest_difficulty: Option<f64>,
+    no_version_rolling: Option<bool>,
+    status_interval: Option<u64>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigPool {
+    url: String,
+    user: String,
+    #[serde(default = "default_pass")]
+    pass: String,
+}
+
+fn default_pass() -> String {
+    "x".into()
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Measure sha256d hash rates of every available backend (no pool, no GPU needed).
@@ -67,6 +140,13 @@ enum Cmd {
     },
     /// List the hashing backends and GPU adapters this machine has.
     Devices,
+    /// Mine on one or more Stratum V1 pools (priority order, with failover).
+    ///
+    /// Example: kiln mine -o stratum+tcp://pool.example:3333 -u wallet.worker -p x
+    /// Repeat -o/-u/-p for backup pools; a pool without its own -u/-p uses the
+    /// previous one's. Every option can also come from a TOML file (--config)
+    /// with the same names, pools as [[pool]] tables with url, user, pass.
+    Mine(MineArgs),
     /// Validate a block: proof of work, merkle root, witness commitment, BIP34,
     /// and every input's signatures against the outputs it spends.
     ///
@@ -113,6 +193,7 @@ fn main() -> ExitCode {
             run_bench(backend.as_deref(), threads, seconds, json, no_reference, &gpu)
         }
         Cmd::Devices => run_devices(),
+        Cmd::Mine(args) => run_mine(args),
         Cmd::VerifyBlock { block, prevouts, threads, json } => run_verify_block(&block, &prevouts, threads, json),
         Cmd::BenchVerify { block, prevouts, threads, runs, json } => run_bench_verify(&block, &prevouts, threads, runs, json),
     };
@@ -344,5 +425,107 @@ fn run_bench_verify(block: &Path, prevouts: &Path, threads: usize, runs: usize, 
         println!("ratio bare ÷ (threads × pipeline) {:.3}   (1.0 = the pipeline costs nothing beyond the signatures)", r.ratio);
         println!("medians of {} runs", r.runs);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_api(s: &str) -> AnyResult<std::net::SocketAddr> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse().map_err(|_| format!("--api wants PORT or ADDR:PORT, got '{s}'").into())
+}
+
+fn run_mine(mut a: MineArgs) -> AnyResult<ExitCode> {
+    use kiln::net::client::{ClientOptions, PoolConfig, PoolUrl};
+    let file: ConfigFile = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?
+        }
+        None => ConfigFile::default(),
+    };
+    if let Some(l) = &file.log_level {
+        if a.log_level == kiln::log::Level::Info {
+            a.log_level = <kiln::log::Level as clap::ValueEnum>::from_str(l, true).map_err(|_| format!("unknown log-level '{l}'"))?;
+        }
+    }
+    kiln::log::set_level(a.log_level);
+
+    let mut pools = Vec::new();
+    if a.urls.is_empty() {
+        for p in &file.pool {
+            pools.push(PoolConfig { url: p.url.parse::<PoolUrl>()?, user: p.user.clone(), pass: p.pass.clone() });
+        }
+    } else {
+        for (i, url) in a.urls.iter().enumerate() {
+            let user = a.users.get(i).or(a.users.last()).ok_or("each pool needs a user (-u)")?;
+            let pass = a.passes.get(i).or(a.passes.last()).cloned().unwrap_or_else(default_pass);
+            pools.push(PoolConfig { url: url.parse::<PoolUrl>()?, user: user.clone(), pass });
+        }
+    }
+    if pools.is_empty() {
+        return Err("no pool given: use -o stratum+tcp://HOST:PORT -u USER -p PASS (or [[pool]] in --config)".into());
+    }
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let backend = match a.backend.as_deref().or(file.backend.as_deref()) {
+        Some(name) => parse_backends(Some(name))?.into_iter().next().ok_or("--backend gpu is not a CPU backend; use --gpu")?,
+        None => Backend::detect(),
+    };
+    let gpu_sel = if a.gpu.gpu == GpuSelection::Auto {
+        file.gpu.as_deref().map(str::parse).transpose()?.unwrap_or(GpuSelection::Auto)
+    } else {
+        a.gpu.gpu.clone()
+    };
+    let api = a.api.as_deref().or(file.api.as_deref()).map(parse_api).transpose()?;
+    let mut client = ClientOptions {
+        suggest_difficulty: a.suggest_difficulty.or(file.suggest_difficulty),
+        ..ClientOptions::default()
+    };
+    if a.no_version_rolling || file.no_version_rolling == Some(true) {
+        client.version_rolling = None;
+    }
+    let cfg = kiln::engine::miner::MinerConfig {
+        pools,
+        cpu_threads: a.cpu_threads.or(file.cpu_threads).unwrap_or(cores),
+        backend,
+        gpu: gpu_sel,
+        gpu_options: GpuScannerOptions { intensity: a.gpu.gpu_intensity.or(file.gpu_intensity), ..Default::default() },
+        client,
+        api,
+    };
+    let interval = std::time::Duration::from_secs(file.status_interval.unwrap_or(a.status_interval).max(1));
+    if let Err(e) = self_check(cfg.backend) {
+        return Err(format!("{e}; refusing to mine with a wrong kernel").into());
+    }
+    let miner = kiln::engine::miner::Miner::start(cfg)?;
+    let started = std::time::Instant::now();
+    let mut last_status = started;
+    let stats = miner.stats();
+    while miner.is_running() {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        if a.duration.is_some_and(|d| started.elapsed().as_secs() >= d) {
+            break;
+        }
+        if last_status.elapsed() >= interval {
+            last_status = std::time::Instant::now();
+            let s = stats.snapshot();
+            let per: Vec<String> = s.scanners.iter().map(|sc| format!("{} {:.2} MH/s", sc.name, sc.hashrate / 1e6)).collect();
+            kiln::log_info!(
+                "{} | {:.2} MH/s (1m {:.2}) | A {} R {} S {} HW {} lost {} | diff {} | {} ({})",
+                per.join(", "),
+                s.hashrate / 1e6,
+                s.hashrate_1m / 1e6,
+                s.accepted,
+                s.rejected,
+                s.stale,
+                s.hw_errors,
+                s.lost,
+                s.difficulty,
+                s.pool,
+                s.pool_state
+            );
+        }
+    }
+    miner.stop();
     Ok(ExitCode::SUCCESS)
 }

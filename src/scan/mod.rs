@@ -40,3 +40,53 @@ pub(crate) fn candidate_event(work: &Work, nonce: u32, scanner: &str) -> Option<
         Err(()) => Some(ScanEvent::HardwareError { work_id: work.id, nonce, scanner: scanner.to_string() }),
     }
 }
+
+/// What the engine needs from any scanner, CPU or GPU.
+pub trait Scanner: Send {
+    /// A short name for logs and stats (`cpu/avx512`, `gpu0`).
+    fn label(&self) -> String;
+    /// Replaces the current work; returns the epoch to wait for.
+    fn set_work(&self, work: Work) -> u64;
+    /// Stops hashing; returns the epoch to wait for.
+    fn clear_work(&self) -> u64;
+    /// True once nothing from work older than `epoch` can be reported.
+    fn switched_to(&self, epoch: u64) -> bool;
+    /// Nonces hashed so far.
+    fn hashes(&self) -> u64;
+}
+
+impl Scanner for cpu::CpuScanner {
+    fn label(&self) -> String {
+        format!("cpu/{}x{}", self.backend().name(), self.threads())
+    }
+    fn set_work(&self, work: Work) -> u64 {
+        cpu::CpuScanner::set_work(self, work)
+    }
+    fn clear_work(&self) -> u64 {
+        cpu::CpuScanner::clear_work(self)
+    }
+    fn switched_to(&self, epoch: u64) -> bool {
+        self.all_switched_to(epoch)
+    }
+    fn hashes(&self) -> u64 {
+        cpu::CpuScanner::hashes(self)
+    }
+}
+
+impl Scanner for gpu::GpuScanner {
+    fn label(&self) -> String {
+        self.name().to_string()
+    }
+    fn set_work(&self, work: Work) -> u64 {
+        gpu::GpuScanner::set_work(self, work)
+    }
+    fn clear_work(&self) -> u64 {
+        gpu::GpuScanner::clear_work(self)
+    }
+    fn switched_to(&self, epoch: u64) -> bool {
+        self.all_switched_to(epoch)
+    }
+    fn hashes(&self) -> u64 {
+        gpu::GpuScanner::hashes(self)
+    }
+}

@@ -3,6 +3,7 @@
 //! or getblocktemplate.
 
 use super::header::{BlockHash, Header};
+
 use super::target::Target;
 use crate::sha256::{sha256d_header, ScanParams};
 
@@ -63,5 +64,65 @@ impl Work {
     /// The decoded header template.
     pub fn decoded_header(&self) -> Header {
         Header::parse(&self.header).expect("80 bytes")
+    }
+}
+
+/// A mining job as a pool (or node) states it: everything needed to build
+/// headers for any extranonce2, ntime and version inside the job's rules.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Job {
+    pub job_id: String,
+    /// Previous block hash, internal byte order.
+    pub prev_hash: [u8; 32],
+    pub coinb1: Vec<u8>,
+    pub coinb2: Vec<u8>,
+    /// Merkle branch of the coinbase, internal byte order.
+    pub merkle_branch: Vec<[u8; 32]>,
+    pub version: u32,
+    pub nbits: u32,
+    pub ntime: u32,
+    pub clean_jobs: bool,
+    pub extranonce1: Vec<u8>,
+    pub extranonce2_size: usize,
+    /// The share target in force when the job arrived.
+    pub share_target: Target,
+    /// Version bits the miner may roll (BIP320 / BIP310), 0 for none.
+    pub version_mask: u32,
+}
+
+impl Job {
+    /// coinb1 ‖ extranonce1 ‖ extranonce2 ‖ coinb2.
+    pub fn coinbase(&self, extranonce2: &[u8]) -> Vec<u8> {
+        [&self.coinb1[..], &self.extranonce1, extranonce2, &self.coinb2].concat()
+    }
+
+    /// The merkle root for a given extranonce2 (internal byte order).
+    pub fn merkle_root(&self, extranonce2: &[u8]) -> [u8; 32] {
+        let cb = crate::sha256::sha256d(&self.coinbase(extranonce2));
+        super::merkle::root_from_branch(&cb, &self.merkle_branch)
+    }
+
+    /// The 80-byte header (nonce zero) for this extranonce2, ntime and version.
+    pub fn header(&self, extranonce2: &[u8], ntime: u32, version: u32) -> [u8; 80] {
+        Header {
+            version: version as i32,
+            prev_blockhash: BlockHash(self.prev_hash),
+            merkle_root: self.merkle_root(extranonce2),
+            time: ntime,
+            bits: super::target::CompactTarget(self.nbits),
+            nonce: 0,
+        }
+        .serialize()
+    }
+
+    /// The block target from nBits, if nBits is valid.
+    pub fn network_target(&self) -> Option<Target> {
+        super::target::CompactTarget(self.nbits).to_target().ok()
+    }
+
+    /// `version` with its rollable bits replaced by `bits` (BIP310's formula:
+    /// `(job_version & !mask) | (bits & mask)`).
+    pub fn rolled_version(&self, bits: u32) -> u32 {
+        (self.version & !self.version_mask) | (bits & self.version_mask)
     }
 }

@@ -8,5 +8,5 @@ pub mod target;
 pub mod job;
 
 pub use header::{BlockHash, Header, HeaderError};
-pub use job::Work;
+pub use job::{Job, Work};
 pub use target::{CompactTarget, Difficulty, Target, TargetError};
