@@ -126,3 +126,37 @@ fn bench_json_and_devices() {
     assert_eq!(o.status.code(), Some(0));
     assert!(text(&o).contains("scalar"));
 }
+
+#[test]
+fn mine_against_a_loopback_pool_never_logs_the_password() {
+    use crate::pool::{Behavior, TestPool};
+    let pool = TestPool::start(Behavior::default());
+    let url = pool.url();
+    let o = kiln(&["mine", "-o", &url, "-u", "kiln.cli", "-p", "s3cret-pass", "--cpu-threads", "1", "--gpu", "off", "--duration", "4", "--status-interval", "1", "--log-level", "debug"]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("share accepted"), "{out}");
+    assert!(out.contains("MH/s"), "status line: {out}");
+    assert!(!out.contains("s3cret-pass"), "password in the logs: {out}");
+    assert!(pool.log.lock().unwrap().valid() >= 1);
+    assert_eq!(pool.log.lock().unwrap().passwords_seen, vec!["s3cret-pass".to_string()]);
+
+    // The same from a TOML config file.
+    let cfg = tmp("kiln.toml");
+    std::fs::write(&cfg, format!("cpu-threads = 1\ngpu = \"off\"\nstatus-interval = 1\n\n[[pool]]\nurl = \"{url}\"\nuser = \"kiln.toml\"\npass = \"x\"\n")).unwrap();
+    let o = kiln(&["mine", "--config", cfg.to_str().unwrap(), "--duration", "3"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("share accepted"), "{}", text(&o));
+
+    // Usage errors: exit 2 with a message.
+    let o = kiln(&["mine", "-o", "http://x:1", "-u", "u"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("unsupported scheme"), "{}", text(&o));
+    let o = kiln(&["mine"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("no pool given"));
+    std::fs::write(&cfg, "cpu_threadz = 1\n").unwrap();
+    let o = kiln(&["mine", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("unknown field"), "{}", text(&o));
+}

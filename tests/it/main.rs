@@ -9,5 +9,6 @@ mod pool;
 mod kernels;
 mod scanner;
 mod stratum;
+mod tls;
 mod validate;
 mod vectors;
