@@ -136,9 +136,12 @@ impl Engine {
             };
             epochs.push(epoch);
         }
+        // Sleep between checks rather than spin: with as many hashing threads
+        // as cores, a spinning engine would steal a core from the very thread
+        // it waits for, and the switch would take a scheduler time slice.
         let deadline = Instant::now() + Duration::from_secs(2);
         while Instant::now() < deadline && !self.scanners.iter().zip(&epochs).all(|(s, e)| s.switched_to(*e)) {
-            std::thread::yield_now();
+            std::thread::sleep(Duration::from_micros(20));
         }
     }
 

@@ -203,7 +203,7 @@ fn serve(s: TcpStream, conn: u32, log: &Mutex<Log>, behavior: &Mutex<Behavior>, 
     s.set_read_timeout(Some(Duration::from_millis(50)))?;
     let mut w = s.try_clone()?;
     let mut r = BufReader::new(s);
-    let mut send = |w: &mut TcpStream, v: Value| -> std::io::Result<()> { w.write_all(format!("{v}\n").as_bytes()) };
+    let send = |w: &mut TcpStream, v: Value| -> std::io::Result<()> { w.write_all(format!("{v}\n").as_bytes()) };
     let b = behavior.lock().unwrap().clone();
     let base = job_100000();
     let mut extranonce1 = vec![0x0a, 0x0b, 0x00, conn as u8];

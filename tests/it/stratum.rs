@@ -222,6 +222,7 @@ fn mines_valid_shares_with_handshake_in_order() {
     assert_eq!((l.configures, l.authorizes), (1, 1));
     assert_eq!(l.invalid(), 0, "every share passes the pool's sha2 check");
     assert_eq!(l.shares.iter().filter(|s| s.duplicate).count(), 0);
+    assert!(l.shares.iter().all(|s| s.version_bits.is_some()), "version rolling was granted: submits carry version bits");
     assert!(stats.snapshot().accepted >= 20);
     assert_eq!(stats.snapshot().hw_errors, 0);
 }
@@ -409,4 +410,44 @@ fn fuzz_session_never_panics() {
         }
         let _ = s.take_output();
     }
+}
+
+/// Benchmark, not a check run in CI: mines a loopback pool for 60 s at a low
+/// difficulty and compares the hash rate implied by accepted shares with
+/// `kiln bench`'s rate for the same backend and threads, measured just before.
+/// Run: cargo test --release --test it -- --ignored loopback_pool_rate --nocapture
+#[test]
+#[ignore = "a one-minute benchmark; run by hand, figures go to BENCHMARKS.md"]
+fn loopback_pool_rate_matches_bench() {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let backend = Backend::detect();
+    let bench = kiln::bench::bench_cpu(backend, threads, 10.0, |_, _| {});
+    let diff = 1.0 / 4096.0;
+    let pool = TestPool::start(Behavior { difficulty: diff, ..Behavior::default() });
+    let m = Miner::start(MinerConfig {
+        pools: vec![PoolConfig { url: pool.url().parse().unwrap(), user: "bench".into(), pass: "x".into() }],
+        cpu_threads: threads,
+        backend,
+        gpu: GpuSelection::Off,
+        gpu_options: GpuScannerOptions::default(),
+        client: fast_client(),
+        api: None,
+    })
+    .unwrap();
+    pool.wait_for("the first share", T, |l| l.valid() >= 1);
+    let (v0, t0) = (pool.log.lock().unwrap().valid(), std::time::Instant::now());
+    std::thread::sleep(Duration::from_secs(60));
+    let (v1, secs) = (pool.log.lock().unwrap().valid(), t0.elapsed().as_secs_f64());
+    let stats = m.stats().snapshot();
+    m.stop();
+    let shares = (v1 - v0) as f64;
+    let implied = shares * diff * 4_294_967_296.0 / secs / 1e6;
+    let sigma = implied / shares.sqrt();
+    println!(
+        "backend {backend} x{threads}: kiln bench {:.2} MH/s; loopback pool {shares} shares in {secs:.1} s => {implied:.2} MH/s (±{sigma:.2} Poisson 1σ); ratio {:.3}; miner's own counter {:.2} MH/s (1 min); invalid {}",
+        bench.mhs,
+        implied / bench.mhs,
+        stats.hashrate_1m / 1e6,
+        pool.log.lock().unwrap().invalid()
+    );
 }
