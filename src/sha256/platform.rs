@@ -45,7 +45,10 @@ impl BackendKind {
     /// Nonces one kernel call handles at once (the lane or stream count).
     pub fn width(self) -> usize {
         match self {
-            BackendKind::ShaNi => 4,
+            #[cfg(target_arch = "x86_64")]
+            BackendKind::ShaNi => super::shani::STREAMS,
+            #[cfg(not(target_arch = "x86_64"))]
+            BackendKind::ShaNi => 1,
             BackendKind::Avx512 => 16,
             BackendKind::Avx2 => 8,
             BackendKind::Scalar => 1,
