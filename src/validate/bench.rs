@@ -6,7 +6,7 @@ use std::time::Instant;
 use bitcoin::TxOut;
 use serde::Serialize;
 
-use super::extract::{extract_block, flags_for, split_prevouts, SigCheck};
+use super::extract::{extract_block, flags_for, split_prevouts, KeyCache, SigCheck};
 use super::verify::{secp, validate};
 use super::{check_block, decode_block, InputError};
 
@@ -46,7 +46,7 @@ pub fn bench_verify(block_bytes: &[u8], prevouts: &[TxOut], threads: usize, runs
         return Err(InputError::PrevoutCount { prevouts: prevouts.len(), inputs });
     }
     let flags = flags_for(check_block(&block).height());
-    let checks = extract_block(&block, &per_tx, flags);
+    let checks = extract_block(&block, &per_tx, flags, &KeyCache::for_block(&block, &per_tx));
     // Pre-parsed signatures: one verification each (the signing key of a
     // multisig signature is found once, outside the timed loop).
     let ctx = secp();

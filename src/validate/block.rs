@@ -2,6 +2,7 @@
 
 use bitcoin::hashes::Hash;
 use bitcoin::Block;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::work::merkle::merkle_root;
@@ -65,6 +66,33 @@ impl BlockChecks {
     }
 }
 
+/// BIP141: the last coinbase output starting `6a24aa21a9ed` holds
+/// sha256d(witness merkle root ‖ reserved value), where the coinbase's wtxid
+/// counts as zero and the reserved value is the coinbase's single 32-byte
+/// witness item.
+fn witness_commitment(block: &Block, wtxids: &[[u8; 32]], has_witness: bool) -> WitnessCommitment {
+    const MAGIC: [u8; 6] = [0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed];
+    let Some(cb) = block.txdata.first() else { return WitnessCommitment::Missing };
+    let Some(out) = cb.output.iter().rev().find(|o| o.script_pubkey.len() >= 38 && o.script_pubkey.as_bytes()[..6] == MAGIC) else {
+        return if has_witness { WitnessCommitment::Missing } else { WitnessCommitment::NotRequired };
+    };
+    let reserved = match cb.input.first().map(|i| &i.witness) {
+        Some(w) if w.len() == 1 && w.nth(0).is_some_and(|r| r.len() == 32) => w.nth(0).expect("checked"),
+        _ => return WitnessCommitment::Mismatch,
+    };
+    let mut leaves = wtxids.to_vec();
+    leaves[0] = [0; 32];
+    let root = merkle_root(&leaves).expect("at least the coinbase");
+    let mut buf = [0u8; 64];
+    buf[..32].copy_from_slice(&root);
+    buf[32..].copy_from_slice(reserved);
+    if crate::sha256::sha256d(&buf)[..] == out.script_pubkey.as_bytes()[6..38] {
+        WitnessCommitment::Valid
+    } else {
+        WitnessCommitment::Mismatch
+    }
+}
+
 /// Runs the block-level checks. The merkle root is recomputed with kiln's own
 /// merkle code (`work::merkle`), independently of rust-bitcoin's.
 pub fn check_block(block: &Block) -> BlockChecks {
@@ -75,19 +103,17 @@ pub fn check_block(block: &Block) -> BlockChecks {
         Ok(t) => (t.is_met_by(&hash) && t <= Target::DIFF1, None),
         Err(e) => (false, Some(e.to_string())),
     };
-    let txids: Vec<[u8; 32]> = block.txdata.iter().map(|tx| tx.compute_txid().to_byte_array()).collect();
+    // Hashing every transaction twice (txid, wtxid) is the bulk of these
+    // checks: do it in parallel.
+    let (txids, wtxids): (Vec<[u8; 32]>, Vec<[u8; 32]>) = block
+        .txdata
+        .par_iter()
+        .map(|tx| (tx.compute_txid().to_byte_array(), tx.compute_wtxid().to_byte_array()))
+        .unzip();
     let merkle_ok = merkle_root(&txids).is_some_and(|r| r == block.header.merkle_root.to_byte_array());
 
     let has_witness = block.txdata.iter().any(|tx| tx.input.iter().any(|i| !i.witness.is_empty()));
-    let has_commitment = block.txdata.first().is_some_and(|cb| {
-        cb.output.iter().any(|o| o.script_pubkey.as_bytes().starts_with(&[0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed]))
-    });
-    let witness_commitment = match (has_commitment, has_witness) {
-        (false, false) => WitnessCommitment::NotRequired,
-        (false, true) => WitnessCommitment::Missing,
-        (true, _) if block.check_witness_commitment() => WitnessCommitment::Valid,
-        (true, _) => WitnessCommitment::Mismatch,
-    };
+    let witness_commitment = witness_commitment(block, &wtxids, has_witness);
     let bip34 = if block.header.version.to_consensus() < 2 {
         Bip34::NotApplicable
     } else {

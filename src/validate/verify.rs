@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::block::{check_block, BlockChecks};
-use super::extract::{extract_block, flags_for, split_prevouts, InputCheck, SigCheck};
+use super::extract::{extract_block, flags_for, split_prevouts, InputCheck, KeyCache, SigCheck};
 use super::input::InputError;
 use super::oracle;
 
@@ -115,12 +115,12 @@ pub fn validate(block: &Block, prevouts: &[TxOut], threads: usize) -> Result<Rep
 }
 
 fn validate_in_pool(block: &Block, prevouts: &[TxOut], inputs: usize) -> Result<Report, InputError> {
-    let checks_hdr = check_block(block);
-    let flags = flags_for(checks_hdr.height());
     let per_tx = split_prevouts(block, prevouts);
-
     let t0 = Instant::now();
-    let checks: Vec<InputCheck> = extract_block(block, &per_tx, flags);
+    // Block checks and key parsing are independent: run them side by side.
+    let (checks_hdr, keys) = rayon::join(|| check_block(block), || KeyCache::for_block(block, &per_tx));
+    let flags = flags_for(checks_hdr.height());
+    let checks: Vec<InputCheck> = extract_block(block, &per_tx, flags, &keys);
     let extract_ms = t0.elapsed().as_secs_f64() * 1e3;
 
     let t1 = Instant::now();

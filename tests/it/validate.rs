@@ -176,3 +176,32 @@ fn mutations_report_exactly_the_mutated_inputs() {
 
 #[allow(dead_code)]
 pub fn unused(_: PathBuf) {}
+
+/// kiln's own witness-commitment and merkle checks agree with rust-bitcoin's.
+#[test]
+fn block_checks_agree_with_rust_bitcoin() {
+    use kiln::validate::{check_block, WitnessCommitment};
+    for h in [866342, 367891] {
+        let (b, _) = load(h);
+        let c = check_block(&b);
+        assert!(c.merkle_ok && b.check_merkle_root());
+        let expect = if h == 866342 { WitnessCommitment::Valid } else { WitnessCommitment::NotRequired };
+        assert_eq!(c.witness_commitment, expect);
+        assert!(b.check_witness_commitment());
+        assert!(c.is_valid());
+    }
+    let (mut b, _) = load(866342);
+    let cb = &mut b.txdata[0];
+    let out = cb.output.iter_mut().rev().find(|o| o.script_pubkey.as_bytes().starts_with(&[0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed])).unwrap();
+    let mut spk = out.script_pubkey.to_bytes();
+    spk[20] ^= 1;
+    out.script_pubkey = bitcoin::ScriptBuf::from_bytes(spk);
+    let c = check_block(&b);
+    assert_eq!(c.witness_commitment, WitnessCommitment::Mismatch);
+    assert!(!b.check_witness_commitment());
+    assert!(!c.merkle_ok, "the coinbase changed, so its txid and the merkle root did too");
+    // A header with a bad nonce fails proof of work.
+    let (mut b, _) = load(866342);
+    b.header.nonce ^= 1;
+    assert!(!check_block(&b).pow_ok);
+}
