@@ -124,3 +124,18 @@ fn gpu_switch_drops_old_work_in_flight() {
     }
     assert_eq!(s.error(), None);
 }
+
+/// A dispatch of more than 65,535 workgroups (one invocation per group, one
+/// nonce per invocation) is laid out on a 2-D grid and still covers every nonce.
+#[test]
+fn gpu_dispatch_beyond_65535_workgroups() {
+    let opts = KernelOptions { workgroup_size: 1, nonces_per_invocation: 1, ..Default::default() };
+    let Some(k) = kernel_with(opts) else { return };
+    let p = ScanParams::new(&real_header(1), 0x00ff_ffff);
+    let n = 70_001u64;
+    let gpu = k.scan_blocking(&p, 5_000_000, n, n as u32).unwrap();
+    let mut cpu = Vec::new();
+    Backend::detect().scan(&p, 5_000_000, n as u32, &mut cpu);
+    assert!(!cpu.is_empty());
+    assert_eq!(gpu, cpu);
+}
