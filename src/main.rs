@@ -444,11 +444,10 @@ fn run_mine(mut a: MineArgs) -> AnyResult<ExitCode> {
         }
         None => ConfigFile::default(),
     };
-    if let Some(l) = &file.log_level {
-        if a.log_level == kiln::log::Level::Info {
+    if let Some(l) = &file.log_level
+        && a.log_level == kiln::log::Level::Info {
             a.log_level = <kiln::log::Level as clap::ValueEnum>::from_str(l, true).map_err(|_| format!("unknown log-level '{l}'"))?;
         }
-    }
     kiln::log::set_level(a.log_level);
 
     let mut pools = Vec::new();

@@ -426,11 +426,10 @@ impl Client {
                 let _ = self.poll.registry().deregister(&mut stream);
                 return Err(format!("connect to {addr} timed out after {:?}", self.opts.connect_timeout));
             }
-            if let Err(e) = self.poll.poll(&mut events, Some(left.min(Duration::from_millis(100)))) {
-                if e.kind() != io::ErrorKind::Interrupted {
+            if let Err(e) = self.poll.poll(&mut events, Some(left.min(Duration::from_millis(100))))
+                && e.kind() != io::ErrorKind::Interrupted {
                     return Err(e.to_string());
                 }
-            }
             if self.stop.load(Ordering::Acquire) {
                 return Err("stopping".into());
             }
@@ -503,11 +502,10 @@ impl Client {
                 }
             }
             let out = session.take_output();
-            if !out.is_empty() {
-                if let Err(e) = t.queue(&out) {
+            if !out.is_empty()
+                && let Err(e) = t.queue(&out) {
                     break Ended::Dropped(format!("write: {e}"));
                 }
-            }
             if let Err(e) = t.flush() {
                 break if working { Ended::Dropped(format!("write: {e}")) } else { Ended::Failed(format!("write: {e}")) };
             }
@@ -515,11 +513,10 @@ impl Client {
             if let Err(e) = self.poll.registry().reregister(t.stream(), CONN, interest) {
                 break Ended::Dropped(e.to_string());
             }
-            if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(100))) {
-                if e.kind() != io::ErrorKind::Interrupted {
+            if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(100)))
+                && e.kind() != io::ErrorKind::Interrupted {
                     break Ended::Dropped(e.to_string());
                 }
-            }
             let readable = events.iter().any(|e| e.token() == CONN && (e.is_readable() || e.is_read_closed() || e.is_error()));
             if readable {
                 let mut bytes = Vec::new();

@@ -20,24 +20,37 @@ pub enum ScanEvent {
     Exhausted { work_id: u64, scanner: String },
 }
 
-/// Re-checks a kernel candidate: `Ok(Some(hash))` if it meets the full target,
-/// `Ok(None)` if it only passed the top-word test (a near miss, expected for
-/// easy top words), `Err(())` if it fails even that (a hardware error).
-pub fn recheck(work: &Work, nonce: u32) -> Result<Option<BlockHash>, ()> {
+/// The verdict on one kernel candidate after the portable re-hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recheck {
+    /// The full hash meets the full 256-bit target.
+    Share(BlockHash),
+    /// Only the top-word test passed: expected when the target's top word is
+    /// not zero (easy pool targets).
+    NearMiss,
+    /// Not even the top-word test holds: the kernel or the hardware is wrong.
+    HardwareError,
+}
+
+/// Re-checks a kernel candidate on the portable path.
+pub fn recheck(work: &Work, nonce: u32) -> Recheck {
     let hash = BlockHash(crate::sha256::sha256d_header(&work.header_with_nonce(nonce)));
-    let top = u32::from_le_bytes(hash.0[28..32].try_into().unwrap());
+    let top = u32::from_le_bytes(hash.0[28..32].try_into().expect("4 bytes"));
     if top > work.params.target_hi {
-        return Err(());
+        Recheck::HardwareError
+    } else if work.target.is_met_by(&hash) {
+        Recheck::Share(hash)
+    } else {
+        Recheck::NearMiss
     }
-    Ok(work.target.is_met_by(&hash).then_some(hash))
 }
 
 /// Turns one kernel candidate into the event to report, if any.
 pub(crate) fn candidate_event(work: &Work, nonce: u32, scanner: &str) -> Option<ScanEvent> {
     match recheck(work, nonce) {
-        Ok(Some(hash)) => Some(ScanEvent::Found { work_id: work.id, nonce, hash, scanner: scanner.to_string() }),
-        Ok(None) => None,
-        Err(()) => Some(ScanEvent::HardwareError { work_id: work.id, nonce, scanner: scanner.to_string() }),
+        Recheck::Share(hash) => Some(ScanEvent::Found { work_id: work.id, nonce, hash, scanner: scanner.to_string() }),
+        Recheck::NearMiss => None,
+        Recheck::HardwareError => Some(ScanEvent::HardwareError { work_id: work.id, nonce, scanner: scanner.to_string() }),
     }
 }
 

@@ -6,6 +6,10 @@
 //! `#[inline(always)]`, so the whole scan is compiled with the caller's target
 //! features and becomes straight-line vector code.
 
+// Loop counters here are SHA-256 round numbers: indexing `K[i]` and `w[i]` by
+// round is the clearest way to write the algorithm.
+#![allow(clippy::needless_range_loop)]
+
 use super::{ScanParams, H0, K};
 
 /// A vector of 32-bit lanes, each lane hashing a different nonce.

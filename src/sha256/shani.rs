@@ -3,6 +3,8 @@
 //! stream; `STREAMS` independent streams are interleaved so the round
 //! instructions of one nonce fill the latency of another's.
 
+#![allow(clippy::needless_range_loop)] // stream index `j` walks parallel arrays
+
 use core::arch::x86_64::*;
 
 use super::{ScanParams, H0, K};

@@ -2,6 +2,10 @@
 //! pull out (signature, public key, message) and compute the sighash the way
 //! consensus does. What kiln does not recognise becomes an interpreter check.
 
+// `Extract` is the normal outcome of these helpers (returned once per input),
+// so its size in an `Err` is not a cost worth boxing away.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{HashMap, HashSet};
 
 use bitcoin::hashes::{hash160, sha256, Hash};
@@ -226,16 +230,14 @@ impl KeyCache {
                 if spk.len() == 34 && spk[0] == 0x51 && spk[1] == 0x20 {
                     xo.insert(&spk[2..]);
                 }
-                if input.witness.len() == 2 {
-                    if let Some(k) = input.witness.nth(1).filter(|k| k.len() == 33) {
+                if input.witness.len() == 2
+                    && let Some(k) = input.witness.nth(1).filter(|k| k.len() == 33) {
                         ec.insert(k);
                     }
-                }
-                if let Some(Ok(Instruction::PushBytes(k))) = input.script_sig.instructions().last() {
-                    if k.len() == 33 || k.len() == 65 {
+                if let Some(Ok(Instruction::PushBytes(k))) = input.script_sig.instructions().last()
+                    && (k.len() == 33 || k.len() == 65) {
                         ec.insert(k.as_bytes());
                     }
-                }
             }
         }
         let ec: Vec<&[u8]> = ec.into_iter().collect();
@@ -419,15 +421,14 @@ impl TxCtx<'_> {
             }
             return self.taproot(i, &b[2..], &wit);
         }
-        if spk.is_empty() && wit.is_empty() {
-            if let Some(v) = empty_script_result(sig_script) {
+        if spk.is_empty() && wit.is_empty()
+            && let Some(v) = empty_script_result(sig_script) {
                 return if v {
                     Check(ScriptType::EmptyScript, SigCheck::NoSignature)
                 } else {
                     fail(ScriptType::EmptyScript, "the scriptSig leaves false on the stack")
                 };
             }
-        }
         Interpreter(if spk.is_empty() { "empty-script" } else if spk.is_p2sh() { "p2sh" } else { "other" })
     }
 

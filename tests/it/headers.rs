@@ -64,7 +64,7 @@ fn real_nbits_convert_and_difficulty_is_consistent() {
         let t = CompactTarget(bits).to_target().unwrap();
         assert!(t <= Target::DIFF1, "early mainnet targets are at most diff 1");
         let d = t.difficulty().0;
-        assert!(d >= 1.0 && d < 1e3, "{bits:08x} -> {d}");
+        assert!((1.0..1e3).contains(&d), "{bits:08x} -> {d}");
         let back = Target::from_difficulty(t.difficulty()).unwrap();
         // f64 keeps 53 bits; the mantissa of nBits has 23, so the round trip is close.
         let ratio = back.difficulty().0 / d;

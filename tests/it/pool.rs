@@ -257,13 +257,11 @@ fn serve(s: TcpStream, conn: u32, log: &Mutex<Log>, behavior: &Mutex<Behavior>, 
             "mining.subscribe" => {
                 log.lock().unwrap().subscribes.push(params.clone());
                 // Resume: a known session id keeps its extranonce1.
-                if let Some(sid) = params.get(1).and_then(Value::as_str) {
-                    if let Ok(en1) = hex::decode(sid.trim_start_matches("s-")) {
-                        if en1.len() == 4 {
+                if let Some(sid) = params.get(1).and_then(Value::as_str)
+                    && let Ok(en1) = hex::decode(sid.trim_start_matches("s-"))
+                        && en1.len() == 4 {
                             extranonce1 = en1;
                         }
-                    }
-                }
                 let sid = format!("s-{}", hex::encode(&extranonce1));
                 send(&mut w, json!({"id": id, "result": [[["mining.set_difficulty", sid], ["mining.notify", sid]], hex::encode(&extranonce1), b.extranonce2_size], "error": null}))?;
             }
@@ -336,8 +334,8 @@ fn serve(s: TcpStream, conn: u32, log: &Mutex<Log>, behavior: &Mutex<Behavior>, 
                     send(&mut w, j.notify.clone())?;
                     jobs.push(j);
                 }
-                if let Some((after, d)) = b.difficulty_change_after {
-                    if once("difficulty", Some(after)) {
+                if let Some((after, d)) = b.difficulty_change_after
+                    && once("difficulty", Some(after)) {
                         difficulty = d;
                         send(&mut w, json!({"id": null, "method": "mining.set_difficulty", "params": [d]}))?;
                         // Not clean: shares of the previous job stay valid at its own difficulty.
@@ -346,7 +344,6 @@ fn serve(s: TcpStream, conn: u32, log: &Mutex<Log>, behavior: &Mutex<Behavior>, 
                         send(&mut w, j.notify.clone())?;
                         jobs.push(j);
                     }
-                }
                 if once("clean", b.clean_job_after) {
                     let j = new_job(&mut job_no, true, &extranonce1, difficulty);
                     live.clear();

@@ -156,7 +156,7 @@ fn mutations_report_exactly_the_mutated_inputs() {
     // A wrong amount for one segwit input (BIP143 commits to it).
     let (ti, at) = find_tx(&b, &p, |s| s.is_p2wpkh(), 2);
     let mut p2 = p.clone();
-    p2[at + 1].value = p2[at + 1].value + Amount::from_sat(1);
+    p2[at + 1].value += Amount::from_sat(1);
     let r = validate(&b, &p2, 2).unwrap();
     assert_eq!(bad(&r), vec![(ti, 1)]);
     assert!(r.block.is_valid(), "block-level checks do not depend on prevouts");

@@ -231,15 +231,14 @@ fn run(k: &Kernel, opts: &GpuScannerOptions, sh: &Shared, events: &Sender<ScanEv
         }
         // Autotune: with the queue kept full, the gap between completions is
         // the GPU time of one dispatch.
-        if opts.intensity.is_none() && !r.overflowed() && f.count == batch {
-            if let Some(prev) = last_done {
+        if opts.intensity.is_none() && !r.overflowed() && f.count == batch
+            && let Some(prev) = last_done {
                 let took = now.duration_since(prev).as_secs_f64().max(1e-6);
                 let want = opts.target_dispatch.as_secs_f64();
                 let factor = (want / took).clamp(0.5, 2.0);
                 batch = round(((batch as f64) * factor) as u64).clamp(granule, 1 << 32);
                 sh.batch.store(batch, Ordering::Relaxed);
             }
-        }
         last_done = Some(now);
     }
 }
