@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::scan::cpu::CpuScanner;
+use crate::scan::{ScanEvent, Scanner};
 use crate::scan::selfcheck::real_header;
 use crate::sha256::Backend;
 use crate::work::{Header, Work};
@@ -123,6 +124,32 @@ fn measure(
     (last_h - first, (last_t - started).as_secs_f64(), median(&mut rates))
 }
 
+/// Keeps `scanner` busy on the benchmark work for a warm-up and then about
+/// `seconds` of measurement; returns (hashes, seconds, median MH/s).
+fn run_scanner(
+    scanner: &dyn Scanner,
+    events: &crossbeam_channel::Receiver<ScanEvent>,
+    warmup: Duration,
+    seconds: f64,
+    progress: &mut dyn FnMut(f64, f64),
+) -> (u64, f64, f64) {
+    let mut work_id = 1;
+    scanner.set_work(bench_work(work_id));
+    std::thread::sleep(warmup);
+    measure(
+        seconds,
+        || scanner.hashes(),
+        || {
+            // A scanner that finished its range idles; keep it busy.
+            if events.try_iter().any(|ev| matches!(ev, ScanEvent::Exhausted { .. })) {
+                work_id += 1;
+                scanner.set_work(bench_work(work_id));
+            }
+        },
+        progress,
+    )
+}
+
 /// Hashes with the GPU kernel `k` for about `seconds` (after a warm-up that
 /// lets the autotuner settle), reporting like [`bench_cpu`].
 pub fn bench_gpu(
@@ -135,20 +162,8 @@ pub fn bench_gpu(
     let label = format!("gpu{}", k.desc.index);
     let (tx, rx) = crossbeam_channel::unbounded();
     let scanner = GpuScanner::start(k, opts, tx);
-    let mut work_id = 1;
-    scanner.set_work(bench_work(work_id));
-    std::thread::sleep(Duration::from_millis(1000));
-    let (hashes, secs, mhs) = measure(
-        seconds,
-        || scanner.hashes(),
-        || {
-            if rx.try_iter().any(|ev| matches!(ev, crate::scan::ScanEvent::Exhausted { .. })) {
-                work_id += 1;
-                scanner.set_work(bench_work(work_id));
-            }
-        },
-        &mut progress,
-    );
+    // A longer warm-up lets the autotuner settle on a dispatch size.
+    let (hashes, secs, mhs) = run_scanner(&scanner, &rx, Duration::from_millis(1000), seconds, &mut progress);
     if let Some(e) = scanner.error() {
         return Err(e);
     }
@@ -177,22 +192,8 @@ pub fn bench_cpu(
 ) -> BenchResult {
     let (tx, rx) = crossbeam_channel::unbounded();
     let scanner = CpuScanner::start(backend, threads, tx);
-    let mut work_id = 1;
-    scanner.set_work(bench_work(work_id));
     // Warm up: let the chunk size settle and the clocks ramp.
-    std::thread::sleep(Duration::from_millis(300));
-    let (hashes, secs, mhs) = measure(
-        seconds,
-        || scanner.hashes(),
-        || {
-            // A thread that finished its slice idles; keep everyone busy.
-            if rx.try_iter().any(|ev| matches!(ev, crate::scan::ScanEvent::Exhausted { .. })) {
-                work_id += 1;
-                scanner.set_work(bench_work(work_id));
-            }
-        },
-        &mut progress,
-    );
+    let (hashes, secs, mhs) = run_scanner(&scanner, &rx, Duration::from_millis(300), seconds, &mut progress);
     drop(scanner);
     BenchResult {
         backend: backend.name().to_string(),

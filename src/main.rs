@@ -25,6 +25,19 @@ struct Cli {
     command: Cmd,
 }
 
+/// A block and the outputs it spends, shared by the validation commands.
+#[derive(clap::Args)]
+struct BlockFiles {
+    /// The block: raw bytes or hex text, optionally zstd-compressed.
+    #[arg(long, value_name = "FILE")]
+    block: PathBuf,
+    /// The outputs spent by the block's non-coinbase inputs, in block order:
+    /// a JSON array of {"txout": {"value", "script_pubkey"}} or the JSON of
+    /// `bitcoin-cli getblock HASH 3`; optionally zstd-compressed.
+    #[arg(long, value_name = "FILE")]
+    prevouts: PathBuf,
+}
+
 /// GPU selection, shared by the commands that hash.
 #[derive(clap::Args, Clone)]
 struct GpuArgs {
@@ -153,14 +166,8 @@ enum Cmd {
     /// Exit status: 0 valid, 1 invalid (each bad input is named), 2 unreadable
     /// or inconsistent input files.
     VerifyBlock {
-        /// The block: raw bytes or hex text, optionally zstd-compressed.
-        #[arg(long, value_name = "FILE")]
-        block: PathBuf,
-        /// The outputs spent by the block's non-coinbase inputs, in block order:
-        /// a JSON array of {"txout": {"value", "script_pubkey"}} or the JSON of
-        /// `bitcoin-cli getblock HASH 3`; optionally zstd-compressed.
-        #[arg(long, value_name = "FILE")]
-        prevouts: PathBuf,
+        #[command(flatten)]
+        files: BlockFiles,
         /// Verification threads (0 = every core).
         #[arg(long, value_name = "N", default_value_t = 0)]
         threads: usize,
@@ -171,10 +178,8 @@ enum Cmd {
     /// Time bare libsecp256k1 verification of a block's signatures (one
     /// thread) against kiln's whole validation pipeline (all threads).
     BenchVerify {
-        #[arg(long, value_name = "FILE")]
-        block: PathBuf,
-        #[arg(long, value_name = "FILE")]
-        prevouts: PathBuf,
+        #[command(flatten)]
+        files: BlockFiles,
         /// Pipeline threads (0 = every core).
         #[arg(long, value_name = "N", default_value_t = 0)]
         threads: usize,
@@ -194,8 +199,8 @@ fn main() -> ExitCode {
         }
         Cmd::Devices => run_devices(),
         Cmd::Mine(args) => run_mine(args),
-        Cmd::VerifyBlock { block, prevouts, threads, json } => run_verify_block(&block, &prevouts, threads, json),
-        Cmd::BenchVerify { block, prevouts, threads, runs, json } => run_bench_verify(&block, &prevouts, threads, runs, json),
+        Cmd::VerifyBlock { files, threads, json } => run_verify_block(&files.block, &files.prevouts, threads, json),
+        Cmd::BenchVerify { files, threads, runs, json } => run_bench_verify(&files.block, &files.prevouts, threads, runs, json),
     };
     match result {
         Ok(code) => code,

@@ -9,12 +9,13 @@
 //! [`CpuScanner::all_switched_to`] holds, nothing from older work can follow.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
+use super::slot::WorkSlot;
 use super::{candidate_event, ScanEvent};
 use crate::sha256::Backend;
 use crate::work::Work;
@@ -23,9 +24,7 @@ use crate::work::Work;
 const CHUNK_TARGET: Duration = Duration::from_micros(250);
 
 struct Shared {
-    work: Mutex<(u64, Option<Arc<Work>>)>,
-    changed: Condvar,
-    epoch: AtomicU64,
+    slot: WorkSlot,
     stop: AtomicBool,
     hashes: Vec<AtomicU64>,
     seen_epoch: Vec<AtomicU64>,
@@ -43,9 +42,7 @@ impl CpuScanner {
     pub fn start(backend: Backend, threads: usize, events: Sender<ScanEvent>) -> Self {
         let threads = threads.max(1);
         let shared = Arc::new(Shared {
-            work: Mutex::new((0, None)),
-            changed: Condvar::new(),
-            epoch: AtomicU64::new(0),
+            slot: WorkSlot::new(),
             stop: AtomicBool::new(false),
             hashes: (0..threads).map(|_| AtomicU64::new(0)).collect(),
             seen_epoch: (0..threads).map(|_| AtomicU64::new(0)).collect(),
@@ -74,22 +71,12 @@ impl CpuScanner {
     /// Replaces the current work; returns the new epoch. Threads switch at their
     /// next chunk boundary.
     pub fn set_work(&self, work: Work) -> u64 {
-        let mut slot = self.shared.work.lock().unwrap_or_else(|e| e.into_inner());
-        let epoch = slot.0 + 1;
-        *slot = (epoch, Some(Arc::new(work)));
-        self.shared.epoch.store(epoch, Ordering::Release);
-        self.shared.changed.notify_all();
-        epoch
+        self.shared.slot.replace(Some(Arc::new(work)))
     }
 
     /// Stops hashing until the next `set_work`.
     pub fn clear_work(&self) -> u64 {
-        let mut slot = self.shared.work.lock().unwrap_or_else(|e| e.into_inner());
-        let epoch = slot.0 + 1;
-        *slot = (epoch, None);
-        self.shared.epoch.store(epoch, Ordering::Release);
-        self.shared.changed.notify_all();
-        epoch
+        self.shared.slot.replace(None)
     }
 
     /// True once every thread has moved to `epoch` (or later).
@@ -111,10 +98,7 @@ impl CpuScanner {
 impl Drop for CpuScanner {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
-        {
-            let _slot = self.shared.work.lock().unwrap_or_else(|e| e.into_inner());
-            self.shared.changed.notify_all();
-        }
+        self.shared.slot.wake_all();
         for h in self.handles.drain(..) {
             let _ = h.join();
         }
@@ -145,12 +129,8 @@ fn worker(backend: Backend, t: usize, threads: usize, shared: &Shared, events: &
         if shared.stop.load(Ordering::Acquire) {
             return;
         }
-        let epoch = shared.epoch.load(Ordering::Acquire);
-        if epoch != my_epoch {
-            let slot = shared.work.lock().unwrap_or_else(|e| e.into_inner());
-            my_epoch = slot.0;
-            current = slot.1.clone();
-            drop(slot);
+        if shared.slot.epoch() != my_epoch {
+            (my_epoch, current) = shared.slot.current();
             if let Some(w) = &current {
                 (next, end) = slice_of(w, t, threads);
             }
@@ -158,10 +138,7 @@ fn worker(backend: Backend, t: usize, threads: usize, shared: &Shared, events: &
         }
         let Some(work) = current.as_ref().filter(|_| next < end) else {
             // Idle: wait for new work (bounded, so `stop` is seen promptly).
-            let slot = shared.work.lock().unwrap_or_else(|e| e.into_inner());
-            if slot.0 == my_epoch && !shared.stop.load(Ordering::Acquire) {
-                let _ = shared.changed.wait_timeout(slot, Duration::from_millis(50));
-            }
+            shared.slot.wait_change(my_epoch, &shared.stop);
             continue;
         };
         let n = chunk.min(end - next);

@@ -5,6 +5,7 @@
 pub mod cpu;
 pub mod gpu;
 pub mod selfcheck;
+mod slot;
 
 use crate::work::{BlockHash, Work};
 

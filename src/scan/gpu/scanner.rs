@@ -9,13 +9,14 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
 use super::kernel::{Kernel, Slot};
+use crate::scan::slot::WorkSlot;
 use crate::scan::{candidate_event, ScanEvent};
 use crate::work::Work;
 
@@ -39,9 +40,7 @@ impl Default for GpuScannerOptions {
 }
 
 struct Shared {
-    work: Mutex<(u64, Option<Arc<Work>>)>,
-    changed: Condvar,
-    epoch: AtomicU64,
+    slot: WorkSlot,
     seen_epoch: AtomicU64,
     stop: AtomicBool,
     hashes: AtomicU64,
@@ -61,9 +60,7 @@ impl GpuScanner {
     pub fn start(kernel: Kernel, opts: GpuScannerOptions, events: Sender<ScanEvent>) -> Self {
         let name = format!("gpu{}", kernel.desc.index);
         let shared = Arc::new(Shared {
-            work: Mutex::new((0, None)),
-            changed: Condvar::new(),
-            epoch: AtomicU64::new(0),
+            slot: WorkSlot::new(),
             seen_epoch: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             hashes: AtomicU64::new(0),
@@ -89,21 +86,12 @@ impl GpuScanner {
 
     /// Replaces the current work; returns the new epoch.
     pub fn set_work(&self, work: Work) -> u64 {
-        self.replace(Some(Arc::new(work)))
+        self.shared.slot.replace(Some(Arc::new(work)))
     }
 
     /// Stops hashing until the next `set_work`.
     pub fn clear_work(&self) -> u64 {
-        self.replace(None)
-    }
-
-    fn replace(&self, w: Option<Arc<Work>>) -> u64 {
-        let mut slot = self.shared.work.lock().unwrap_or_else(|e| e.into_inner());
-        let epoch = slot.0 + 1;
-        *slot = (epoch, w);
-        self.shared.epoch.store(epoch, Ordering::Release);
-        self.shared.changed.notify_all();
-        epoch
+        self.shared.slot.replace(None)
     }
 
     /// True once the thread has moved to `epoch`: no event of older work follows.
@@ -130,7 +118,7 @@ impl GpuScanner {
 impl Drop for GpuScanner {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
-        self.shared.changed.notify_all();
+        self.shared.slot.wake_all();
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
@@ -167,12 +155,8 @@ fn run(k: &Kernel, opts: &GpuScannerOptions, sh: &Shared, events: &Sender<ScanEv
         if sh.stop.load(Ordering::Acquire) {
             return Ok(());
         }
-        let epoch = sh.epoch.load(Ordering::Acquire);
-        if epoch != my_epoch {
-            let slot = sh.work.lock().unwrap_or_else(|e| e.into_inner());
-            my_epoch = slot.0;
-            current = slot.1.clone();
-            drop(slot);
+        if sh.slot.epoch() != my_epoch {
+            (my_epoch, current) = sh.slot.current();
             next = current.as_ref().map_or(0, |w| w.nonce_start as u64);
             rescans.clear();
             reported_exhausted = false;
@@ -200,10 +184,7 @@ fn run(k: &Kernel, opts: &GpuScannerOptions, sh: &Shared, events: &Sender<ScanEv
                 let _ = events.send(ScanEvent::Exhausted { work_id: work.id, scanner: name.to_string() });
                 reported_exhausted = true;
             }
-            let slot = sh.work.lock().unwrap_or_else(|e| e.into_inner());
-            if slot.0 == my_epoch && !sh.stop.load(Ordering::Acquire) {
-                let _ = sh.changed.wait_timeout(slot, Duration::from_millis(50));
-            }
+            sh.slot.wait_change(my_epoch, &sh.stop);
             last_done = None;
             continue;
         };
