@@ -30,6 +30,8 @@ pub struct Behavior {
     pub difficulty_change_after: Option<(usize, f64)>,
     pub clean_job_after: Option<usize>,
     pub never_answer: bool,
+    /// Stop answering (but keep the connection) after this many valid shares.
+    pub silent_after: Option<usize>,
     pub refuse_auth: bool,
 }
 
@@ -48,6 +50,7 @@ impl Default for Behavior {
             difficulty_change_after: None,
             clean_job_after: None,
             never_answer: false,
+            silent_after: None,
             refuse_auth: false,
         }
     }
@@ -234,7 +237,7 @@ fn serve(s: TcpStream, conn: u32, log: &Mutex<Log>, behavior: &Mutex<Behavior>, 
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
             Err(e) => return Err(e),
         }
-        if b.never_answer {
+        if b.never_answer || b.silent_after.is_some_and(|n| valid_here >= n) {
             continue;
         }
         let Ok(req) = serde_json::from_str::<Value>(&line) else { continue };

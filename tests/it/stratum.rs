@@ -269,8 +269,26 @@ fn reconnects_and_keeps_mining(b: Behavior, what: &str) {
 }
 
 #[test]
-fn client_reconnect_is_followed() {
-    reconnects_and_keeps_mining(Behavior { reconnect_after: Some(10), ..Behavior::default() }, "reconnect");
+fn client_reconnect_is_followed_and_resumes_the_session() {
+    let (pool, m) = mine_against(Behavior { reconnect_after: Some(10), ..Behavior::default() });
+    pool.wait_for("shares after the reconnect", T, |l| l.connections >= 2 && l.shares.iter().filter(|s| s.job_id.starts_with("j2-") && s.valid).count() >= 5);
+    m.stop();
+    let l = pool.log.lock().unwrap();
+    // The second subscribe offers the first session's id, which this pool honours.
+    assert_eq!(l.subscribes[1][1], "s-0a0b0001", "{:?}", l.subscribes);
+    assert_eq!(l.invalid(), 0);
+}
+
+#[test]
+fn a_pool_that_stalls_mid_session_is_left_and_reconnected() {
+    let pool = TestPool::start(Behavior { silent_after: Some(5), ..Behavior::default() });
+    let opts = ClientOptions { stall_timeout: Duration::from_secs(1), ..fast_client() };
+    let m = start_miner(&[pool.url()], opts, None);
+    pool.wait_for("a reconnect after the stall, and shares again", T, |l| {
+        l.connections >= 2 && l.shares.iter().filter(|s| s.job_id.starts_with("j2-") && s.valid).count() >= 3
+    });
+    m.stop();
+    assert_eq!(pool.log.lock().unwrap().invalid(), 0);
 }
 
 #[test]
