@@ -32,6 +32,10 @@ pub struct Behavior {
     pub never_answer: bool,
     /// Stop answering (but keep the connection) after this many valid shares.
     pub silent_after: Option<usize>,
+    /// Close the connection after this many valid shares, then turn every
+    /// new connection away for `refuse_ms` (the pool is "down").
+    pub down_after: Option<usize>,
+    pub refuse_ms: u64,
     pub refuse_auth: bool,
 }
 
@@ -51,6 +55,8 @@ impl Default for Behavior {
             clean_job_after: None,
             never_answer: false,
             silent_after: None,
+            down_after: None,
+            refuse_ms: 0,
             refuse_auth: false,
         }
     }
@@ -59,6 +65,8 @@ impl Default for Behavior {
 /// A share as the pool judged it.
 #[derive(Clone, Debug)]
 pub struct Judged {
+    /// The connection (1, 2, …) it arrived on.
+    pub conn: u32,
     pub job_id: String,
     pub valid: bool,
     pub stale: bool,
@@ -96,6 +104,9 @@ pub struct TestPool {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// Until when new connections are turned away.
+type Down = Arc<Mutex<Option<Instant>>>;
+
 impl TestPool {
     pub fn start(b: Behavior) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -105,17 +116,22 @@ impl TestPool {
         let behavior = Arc::new(Mutex::new(b));
         let stop = Arc::new(AtomicBool::new(false));
         let (l, bh, st) = (Arc::clone(&log), Arc::clone(&behavior), Arc::clone(&stop));
+        let down: Down = Arc::new(Mutex::new(None));
         let thread = std::thread::spawn(move || {
             let mut conns = Vec::new();
             let mut n = 0u32;
             while !st.load(Ordering::Acquire) {
                 match listener.accept() {
                     Ok((s, _)) => {
+                        if down.lock().unwrap().is_some_and(|until| Instant::now() < until) {
+                            drop(s); // the pool is down: close at once
+                            continue;
+                        }
                         n += 1;
                         l.lock().unwrap().connections += 1;
-                        let (l, bh, st) = (Arc::clone(&l), Arc::clone(&bh), Arc::clone(&st));
+                        let (l, bh, st, dn) = (Arc::clone(&l), Arc::clone(&bh), Arc::clone(&st), Arc::clone(&down));
                         conns.push(std::thread::spawn(move || {
-                            let _ = serve(s, n, &l, &bh, &st);
+                            let _ = serve(s, n, &l, &bh, &st, &dn);
                         }));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
@@ -202,7 +218,7 @@ fn judge(job: &Job, en2: &[u8], ntime: u32, nonce: u32, vbits: Option<u32>, mask
     value <= 65535.0 * 2f64.powi(208) / job.difficulty
 }
 
-fn serve(s: TcpStream, conn: u32, log: &Mutex<Log>, behavior: &Mutex<Behavior>, stop: &AtomicBool) -> std::io::Result<()> {
+fn serve(s: TcpStream, conn: u32, log: &Mutex<Log>, behavior: &Mutex<Behavior>, stop: &AtomicBool, down: &Down) -> std::io::Result<()> {
     s.set_read_timeout(Some(Duration::from_millis(50)))?;
     let mut w = s.try_clone()?;
     let mut r = BufReader::new(s);
@@ -297,7 +313,7 @@ fn serve(s: TcpStream, conn: u32, log: &Mutex<Log>, behavior: &Mutex<Behavior>, 
                 let valid = job.is_some_and(|j| en2.len() == b.extranonce2_size && judge(j, &en2, ntime, nonce, vbits, mask));
                 let duplicate = !seen.insert((job_id.clone(), en2.clone(), ntime, nonce, vbits));
                 let diff = job.map_or(0.0, |j| j.difficulty);
-                log.lock().unwrap().shares.push(Judged { job_id: job_id.clone(), valid, stale, duplicate, version_bits: vbits, difficulty: diff });
+                log.lock().unwrap().shares.push(Judged { conn, job_id: job_id.clone(), valid, stale, duplicate, version_bits: vbits, difficulty: diff });
                 let n_rejects = b.reject_codes.len();
                 let reply = if n_rejects > 0 {
                     let code = b.reject_codes[(log.lock().unwrap().shares.len() - 1) % n_rejects];
@@ -314,6 +330,10 @@ fn serve(s: TcpStream, conn: u32, log: &Mutex<Log>, behavior: &Mutex<Behavior>, 
                 };
                 send(&mut w, reply)?;
                 let mut once = |name: &str, at: Option<usize>| at.is_some_and(|n| valid_here >= n && fired.insert(name.to_string()));
+                if conn == 1 && once("down", b.down_after) {
+                    *down.lock().unwrap() = Some(Instant::now() + Duration::from_millis(b.refuse_ms));
+                    return Ok(());
+                }
                 if once("garbage", b.garbage_after) {
                     w.write_all(b"{this is not json\n")?;
                 }

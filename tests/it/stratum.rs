@@ -279,6 +279,23 @@ fn client_reconnect_is_followed_and_resumes_the_session() {
     assert_eq!(l.invalid(), 0);
 }
 
+/// Shares found while the pool is down are queued and sent after the
+/// reconnect, since the resumed session keeps the same extranonce1.
+#[test]
+fn shares_found_while_disconnected_are_sent_after_reconnect() {
+    let pool = TestPool::start(Behavior { down_after: Some(5), refuse_ms: 1500, ..Behavior::default() });
+    let m = start_miner(&[pool.url()], fast_client(), None);
+    pool.wait_for("old-job shares delivered on a later connection", T, |l| {
+        l.shares.iter().any(|s| s.conn > 1 && s.job_id.starts_with("j1-"))
+    });
+    let stats = m.stats();
+    m.stop();
+    let l = pool.log.lock().unwrap();
+    assert!(l.connections >= 2);
+    assert_eq!(l.invalid(), 0);
+    assert_eq!(stats.snapshot().lost, 0, "same extranonce1 after resume: nothing lost");
+}
+
 #[test]
 fn a_pool_that_stalls_mid_session_is_left_and_reconnected() {
     let pool = TestPool::start(Behavior { silent_after: Some(5), ..Behavior::default() });
