@@ -156,9 +156,13 @@ enum Cmd {
     /// Mine on one or more Stratum V1 pools (priority order, with failover).
     ///
     /// Example: kiln mine -o stratum+tcp://pool.example:3333 -u wallet.worker -p x
+    ///
     /// Repeat -o/-u/-p for backup pools; a pool without its own -u/-p uses the
     /// previous one's. Every option can also come from a TOML file (--config)
     /// with the same names, pools as [[pool]] tables with url, user, pass.
+    /// A status line every few seconds shows each scanner's rate, the 1-minute
+    /// average, accepted/rejected/stale shares, hardware errors, pool and
+    /// difficulty.
     Mine(MineArgs),
     /// Validate a block: proof of work, merkle root, witness commitment, BIP34,
     /// and every input's signatures against the outputs it spends.
