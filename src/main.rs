@@ -46,7 +46,7 @@ struct GpuArgs {
     #[arg(long, value_name = "auto|off|LIST", default_value = "auto")]
     gpu: GpuSelection,
     /// Fixed GPU dispatch size of 2^N nonces (10..=32) instead of autotuning
-    /// toward ~20 ms per dispatch.
+    /// (which keeps about 20 ms of GPU work queued, the bound on a job switch).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(10..=32))]
     gpu_intensity: Option<u32>,
 }

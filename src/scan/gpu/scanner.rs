@@ -1,7 +1,8 @@
 //! A GPU scanner thread: keeps two dispatches in flight so the GPU never
 //! waits for the host, re-checks every candidate on the CPU, and adapts the
-//! dispatch size toward a target time so a work switch costs about one
-//! dispatch.
+//! dispatch size so that the GPU work queued at any moment (every dispatch in
+//! flight together) takes about `switch_budget`: a work switch waits for at
+//! most that much old work, whatever the GPU.
 //!
 //! Same contract as the CPU scanner: [`GpuScanner::set_work`] bumps an epoch;
 //! the thread picks it up between dispatches, drops the results of dispatches
@@ -26,8 +27,10 @@ const IN_FLIGHT: usize = 2;
 /// How the dispatch size is chosen.
 #[derive(Clone, Debug)]
 pub struct GpuScannerOptions {
-    /// Autotune toward this much GPU time per dispatch.
-    pub target_dispatch: Duration,
+    /// GPU time queued ahead at most (all dispatches in flight together): the
+    /// bound on a job switch. Each dispatch autotunes toward
+    /// `switch_budget / IN_FLIGHT`.
+    pub switch_budget: Duration,
     /// Fixed dispatch size of 2^N nonces instead of autotuning
     /// (`--gpu-intensity N`, 10..=32).
     pub intensity: Option<u32>,
@@ -35,7 +38,7 @@ pub struct GpuScannerOptions {
 
 impl Default for GpuScannerOptions {
     fn default() -> Self {
-        GpuScannerOptions { target_dispatch: Duration::from_millis(20), intensity: None }
+        GpuScannerOptions { switch_budget: Duration::from_millis(20), intensity: None }
     }
 }
 
@@ -73,6 +76,7 @@ impl GpuScanner {
             .name(format!("kiln-{name}"))
             .spawn(move || {
                 if let Err(e) = run(&kernel, &opts, &sh, &events, &n) {
+                    crate::log_error!("{n} stopped: {e}");
                     *sh.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
                 }
             })
@@ -215,7 +219,7 @@ fn run(k: &Kernel, opts: &GpuScannerOptions, sh: &Shared, events: &Sender<ScanEv
         if opts.intensity.is_none() && !r.overflowed() && f.count == batch
             && let Some(prev) = last_done {
                 let took = now.duration_since(prev).as_secs_f64().max(1e-6);
-                let want = opts.target_dispatch.as_secs_f64();
+                let want = opts.switch_budget.as_secs_f64() / IN_FLIGHT as f64;
                 let factor = (want / took).clamp(0.5, 2.0);
                 batch = round(((batch as f64) * factor) as u64).clamp(granule, 1 << 32);
                 sh.batch.store(batch, Ordering::Relaxed);
