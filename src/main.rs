@@ -333,7 +333,7 @@ fn run_bench(
                 if soft.is_empty() { String::new() } else { format!("; software adapters {} can be timed with --gpu INDEX", soft.join(", ")) }
             );
             if backend == Some("gpu") {
-                failed = true;
+                return Err("no GPU adapter found (on Debian, `apt-get install mesa-vulkan-drivers` adds the lavapipe software adapter)".into());
             }
         }
         for k in kernels {
