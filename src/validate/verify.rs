@@ -107,6 +107,11 @@ pub fn validate(block: &Block, prevouts: &[TxOut], threads: usize) -> Result<Rep
     if inputs != prevouts.len() {
         return Err(InputError::PrevoutCount { prevouts: prevouts.len(), inputs });
     }
+    // The global pool already has one thread per core: use it unless asked
+    // for another size (starting threads costs time on every block).
+    if threads == 0 || threads == rayon::current_num_threads() {
+        return validate_in_pool(block, prevouts, inputs);
+    }
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| InputError::Prevouts {
         path: "-".into(),
         reason: format!("cannot start {threads} threads: {e}"),
@@ -135,11 +140,11 @@ fn validate_in_pool(block: &Block, prevouts: &[TxOut], inputs: usize) -> Result<
         .collect();
     let verify_ms = t1.elapsed().as_secs_f64() * 1e3;
 
-    let mut by_type = BTreeMap::new();
+    let mut counts: std::collections::HashMap<super::extract::ScriptType, usize> = std::collections::HashMap::new();
     let mut bad = Vec::new();
     let mut signatures = 0;
     for (c, r) in checks.iter().zip(outcomes) {
-        *by_type.entry(c.script_type.name()).or_insert(0) += 1;
+        *counts.entry(c.script_type).or_insert(0) += 1;
         match r {
             Ok(n) => signatures += n,
             Err(reason) => bad.push(BadInput {
@@ -151,6 +156,7 @@ fn validate_in_pool(block: &Block, prevouts: &[TxOut], inputs: usize) -> Result<
             }),
         }
     }
+    let by_type: BTreeMap<String, usize> = counts.into_iter().map(|(t, n)| (t.name(), n)).collect();
     Ok(Report {
         block: checks_hdr,
         transactions: block.txdata.len(),
