@@ -1,7 +1,7 @@
 //! Criterion benches: sha256d header-scan throughput per backend (in nonces),
 //! plus the merkle root of a block-sized txid list.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 use kiln::scan::selfcheck::real_header;
 use kiln::sha256::{Backend, ScanParams};

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{Criterion, criterion_group, criterion_main};
 
 use kiln::engine::{Engine, NetEvent, Stats};
-use kiln::scan::cpu::CpuScanner;
 use kiln::scan::Scanner;
+use kiln::scan::cpu::CpuScanner;
 use kiln::sha256::Backend;
 use kiln::work::{Job, Target};
 

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::scan::cpu::CpuScanner;
-use crate::scan::{ScanEvent, Scanner};
 use crate::scan::selfcheck::real_header;
+use crate::scan::{ScanEvent, Scanner};
 use crate::sha256::Backend;
 use crate::work::{Header, Work};
 
@@ -184,12 +184,7 @@ pub fn bench_gpu(
 
 /// Hashes with `backend` on `threads` threads for about `seconds`, calling
 /// `progress(fraction_done, current_mhs)` a few times a second.
-pub fn bench_cpu(
-    backend: Backend,
-    threads: usize,
-    seconds: f64,
-    mut progress: impl FnMut(f64, f64),
-) -> BenchResult {
+pub fn bench_cpu(backend: Backend, threads: usize, seconds: f64, mut progress: impl FnMut(f64, f64)) -> BenchResult {
     let (tx, rx) = crossbeam_channel::unbounded();
     let scanner = CpuScanner::start(backend, threads, tx);
     // Warm up: let the chunk size settle and the clocks ramp.

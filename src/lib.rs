@@ -16,7 +16,7 @@ pub mod engine;
 #[macro_use]
 pub mod log;
 pub mod net;
-pub mod validate;
 pub mod scan;
 pub mod sha256;
+pub mod validate;
 pub mod work;

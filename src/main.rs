@@ -12,14 +12,18 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use kiln::bench::{self, BenchResult, Reference};
-use kiln::scan::selfcheck::self_check;
 use kiln::scan::gpu::{self, GpuScannerOptions, GpuSelection, KernelOptions};
+use kiln::scan::selfcheck::self_check;
 use kiln::scan::selfcheck::self_check_gpu;
 use kiln::sha256::{Backend, BackendKind};
 
 #[derive(Parser)]
-#[command(name = "kiln", version, about = "Bitcoin mining and validation engine: SIMD/SHA-NI CPU hashing, \
-wgpu GPU mining, Stratum pool worker, batched signature verification")]
+#[command(
+    name = "kiln",
+    version,
+    about = "Bitcoin mining and validation engine: SIMD/SHA-NI CPU hashing, \
+wgpu GPU mining, Stratum pool worker, batched signature verification"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -204,7 +208,9 @@ fn main() -> ExitCode {
         Cmd::Devices => run_devices(),
         Cmd::Mine(args) => run_mine(args),
         Cmd::VerifyBlock { files, threads, json } => run_verify_block(&files.block, &files.prevouts, threads, json),
-        Cmd::BenchVerify { files, threads, runs, json } => run_bench_verify(&files.block, &files.prevouts, threads, runs, json),
+        Cmd::BenchVerify { files, threads, runs, json } => {
+            run_bench_verify(&files.block, &files.prevouts, threads, runs, json)
+        }
     };
     match result {
         Ok(code) => code,
@@ -236,7 +242,10 @@ fn run_devices() -> AnyResult<ExitCode> {
     }
     for (d, _) in &adapters {
         let kind = if d.software { "software: correctness only, not used by --gpu auto" } else { "hardware" };
-        println!("  [{}] {} ({}, {}; driver {} {}) {kind}", d.index, d.name, d.backend, d.device_type, d.driver, d.driver_info);
+        println!(
+            "  [{}] {} ({}, {}; driver {} {}) {kind}",
+            d.index, d.name, d.backend, d.device_type, d.driver, d.driver_info
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -330,7 +339,11 @@ fn run_bench(
                 .collect();
             eprintln!(
                 "kiln: no hardware GPU adapter found{}",
-                if soft.is_empty() { String::new() } else { format!("; software adapters {} can be timed with --gpu INDEX", soft.join(", ")) }
+                if soft.is_empty() {
+                    String::new()
+                } else {
+                    format!("; software adapters {} can be timed with --gpu INDEX", soft.join(", "))
+                }
             );
             if backend == Some("gpu") {
                 return Err("no GPU adapter found (on Debian, `apt-get install mesa-vulkan-drivers` adds the lavapipe software adapter)".into());
@@ -400,7 +413,12 @@ fn run_verify_block(block: &Path, prevouts: &Path, threads: usize, json: bool) -
         let yes = |ok: bool| if ok { "ok" } else { "FAILED" };
         println!("block {}", c.hash);
         println!("  height (BIP34)       {:?}", c.bip34);
-        println!("  proof of work        {} (nBits {}){}", yes(c.pow_ok), c.bits, c.pow_error.as_deref().map(|e| format!(": {e}")).unwrap_or_default());
+        println!(
+            "  proof of work        {} (nBits {}){}",
+            yes(c.pow_ok),
+            c.bits,
+            c.pow_error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+        );
         println!("  merkle root          {}", yes(c.merkle_ok));
         println!("  witness commitment   {:?}", c.witness_commitment);
         println!("  transactions         {}", r.transactions);
@@ -408,7 +426,10 @@ fn run_verify_block(block: &Path, prevouts: &Path, threads: usize, json: bool) -
         for (t, n) in &r.inputs_by_type {
             println!("    {t:<28} {n:>6}");
         }
-        println!("  time                 {total_ms:.1} ms (extract {:.1} ms, verify {:.1} ms)", r.extract_ms, r.verify_ms);
+        println!(
+            "  time                 {total_ms:.1} ms (extract {:.1} ms, verify {:.1} ms)",
+            r.extract_ms, r.verify_ms
+        );
         for bad in &r.bad_inputs {
             println!(
                 "  BAD INPUT tx {} input {} (txid {}, {}): {}",
@@ -428,10 +449,22 @@ fn run_bench_verify(block: &Path, prevouts: &Path, threads: usize, runs: usize, 
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
-        println!("inputs {}: {} ECDSA, {} Schnorr signatures; {} inputs by the script interpreter", r.inputs, r.ecdsa, r.schnorr, r.interpreter);
-        println!("bare libsecp256k1, 1 thread     {:>9.2} ms  ({:.2} µs per signature)", r.bare_single_thread_ms, r.bare_us_per_sig);
-        println!("kiln pipeline, {} threads        {:>9.2} ms  (decode, checks, sighash, extraction, verification)", r.threads, r.pipeline_ms);
-        println!("ratio bare ÷ (threads × pipeline) {:.3}   (1.0 = the pipeline costs nothing beyond the signatures)", r.ratio);
+        println!(
+            "inputs {}: {} ECDSA, {} Schnorr signatures; {} inputs by the script interpreter",
+            r.inputs, r.ecdsa, r.schnorr, r.interpreter
+        );
+        println!(
+            "bare libsecp256k1, 1 thread     {:>9.2} ms  ({:.2} µs per signature)",
+            r.bare_single_thread_ms, r.bare_us_per_sig
+        );
+        println!(
+            "kiln pipeline, {} threads        {:>9.2} ms  (decode, checks, sighash, extraction, verification)",
+            r.threads, r.pipeline_ms
+        );
+        println!(
+            "ratio bare ÷ (threads × pipeline) {:.3}   (1.0 = the pipeline costs nothing beyond the signatures)",
+            r.ratio
+        );
         println!("medians of {} runs", r.runs);
     }
     Ok(ExitCode::SUCCESS)
@@ -454,9 +487,11 @@ fn run_mine(mut a: MineArgs) -> AnyResult<ExitCode> {
         None => ConfigFile::default(),
     };
     if let Some(l) = &file.log_level
-        && a.log_level == kiln::log::Level::Info {
-            a.log_level = <kiln::log::Level as clap::ValueEnum>::from_str(l, true).map_err(|_| format!("unknown log-level '{l}'"))?;
-        }
+        && a.log_level == kiln::log::Level::Info
+    {
+        a.log_level =
+            <kiln::log::Level as clap::ValueEnum>::from_str(l, true).map_err(|_| format!("unknown log-level '{l}'"))?;
+    }
     kiln::log::set_level(a.log_level);
 
     let mut pools = Vec::new();
@@ -476,7 +511,9 @@ fn run_mine(mut a: MineArgs) -> AnyResult<ExitCode> {
     }
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let backend = match a.backend.as_deref().or(file.backend.as_deref()) {
-        Some(name) => parse_backends(Some(name))?.into_iter().next().ok_or("--backend gpu is not a CPU backend; use --gpu")?,
+        Some(name) => {
+            parse_backends(Some(name))?.into_iter().next().ok_or("--backend gpu is not a CPU backend; use --gpu")?
+        }
         None => Backend::detect(),
     };
     let gpu_sel = if a.gpu.gpu == GpuSelection::Auto {
@@ -517,7 +554,8 @@ fn run_mine(mut a: MineArgs) -> AnyResult<ExitCode> {
         if last_status.elapsed() >= interval {
             last_status = std::time::Instant::now();
             let s = stats.snapshot();
-            let per: Vec<String> = s.scanners.iter().map(|sc| format!("{} {:.2} MH/s", sc.name, sc.hashrate / 1e6)).collect();
+            let per: Vec<String> =
+                s.scanners.iter().map(|sc| format!("{} {:.2} MH/s", sc.name, sc.hashrate / 1e6)).collect();
             kiln::log_info!(
                 "{} | {:.2} MH/s (1m {:.2}) | A {} R {} S {} HW {} lost {} | diff {} | {} ({})",
                 per.join(", "),

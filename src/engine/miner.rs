@@ -1,15 +1,15 @@
 //! Wiring for `kiln mine`: scanners, engine, pool client and (optionally) the
 //! monitoring endpoint, each on its own thread, joined by channels.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use super::{Engine, Stats};
 use crate::net::client::{Client, ClientOptions, PoolConfig};
+use crate::scan::Scanner;
 use crate::scan::cpu::CpuScanner;
 use crate::scan::gpu::{self, GpuScanner, GpuScannerOptions, GpuSelection, KernelOptions};
-use crate::scan::Scanner;
 use crate::sha256::Backend;
 
 /// Everything `kiln mine` was asked to do, validated.
@@ -80,12 +80,18 @@ impl Miner {
             crate::log_info!("scanner {}", s.label());
         }
 
-        let client = Client::new(cfg.pools.clone(), cfg.client.clone(), net_tx, share_rx, Arc::clone(&stats), Arc::clone(&stop))
-            .map_err(|source| MinerError::Io { what: "creating the network poll", source })?;
+        let client =
+            Client::new(cfg.pools.clone(), cfg.client.clone(), net_tx, share_rx, Arc::clone(&stats), Arc::clone(&stop))
+                .map_err(|source| MinerError::Io { what: "creating the network poll", source })?;
         let waker = client.waker();
-        let engine = Engine::new(scanners, Arc::clone(&stats), share_tx, Box::new(move || {
-            let _ = waker.wake();
-        }));
+        let engine = Engine::new(
+            scanners,
+            Arc::clone(&stats),
+            share_tx,
+            Box::new(move || {
+                let _ = waker.wake();
+            }),
+        );
         let mut threads = vec![
             std::thread::Builder::new().name("kiln-engine".into()).spawn(move || engine.run(net_rx, scan_rx)),
             std::thread::Builder::new().name("kiln-net".into()).spawn(move || client.run()),

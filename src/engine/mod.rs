@@ -61,9 +61,25 @@ pub struct Engine {
 
 impl Engine {
     /// `wake` is called after each share is queued (the mio `Waker`).
-    pub fn new(scanners: Vec<Box<dyn Scanner>>, stats: Arc<Stats>, shares: Sender<Share>, wake: Box<dyn Fn() + Send>) -> Self {
+    pub fn new(
+        scanners: Vec<Box<dyn Scanner>>,
+        stats: Arc<Stats>,
+        shares: Sender<Share>,
+        wake: Box<dyn Fn() + Send>,
+    ) -> Self {
         stats.set_scanners(scanners.iter().map(|s| s.label()).collect());
-        Engine { scanners, stats, shares, wake, works: HashMap::new(), next_work_id: 1, generation: 0, job: None, next_slot: 0, seen: HashSet::new() }
+        Engine {
+            scanners,
+            stats,
+            shares,
+            wake,
+            works: HashMap::new(),
+            next_work_id: 1,
+            generation: 0,
+            job: None,
+            next_slot: 0,
+            seen: HashSet::new(),
+        }
     }
 
     /// Runs until `NetEvent::Shutdown` or both channels close.
@@ -165,7 +181,8 @@ impl Engine {
         let id = self.next_work_id;
         self.next_work_id += 1;
         let header = job.header(&extranonce2, job.ntime, version);
-        self.works.insert(id, WorkInfo { job: Arc::clone(job), extranonce2, version, scanner, generation: self.generation });
+        self.works
+            .insert(id, WorkInfo { job: Arc::clone(job), extranonce2, version, scanner, generation: self.generation });
         Some(Work::new(id, header, job.share_target))
     }
 

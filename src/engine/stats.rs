@@ -2,8 +2,8 @@
 //! the monitoring endpoint. Writers use atomics; readers take snapshots.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -164,7 +164,11 @@ impl Stats {
             let Some((t1, h1)) = g.samples.back() else { return 0.0 };
             let from = g.samples.iter().find(|(t, _)| t1.duration_since(*t) <= window).unwrap_or(&g.samples[0]);
             let dt = t1.duration_since(from.0).as_secs_f64();
-            if dt <= 0.0 { 0.0 } else { (h1.get(i).copied().unwrap_or(0) - from.1.get(i).copied().unwrap_or(0)) as f64 / dt }
+            if dt <= 0.0 {
+                0.0
+            } else {
+                (h1.get(i).copied().unwrap_or(0) - from.1.get(i).copied().unwrap_or(0)) as f64 / dt
+            }
         };
         let scanners: Vec<ScannerStatus> = g
             .scanners

@@ -4,8 +4,8 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -15,7 +15,11 @@ use crate::engine::Stats;
 ///
 /// # Errors
 /// When the address cannot be bound.
-pub fn serve(addr: SocketAddr, stats: Arc<Stats>, stop: Arc<AtomicBool>) -> std::io::Result<(JoinHandle<()>, SocketAddr)> {
+pub fn serve(
+    addr: SocketAddr,
+    stats: Arc<Stats>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<(JoinHandle<()>, SocketAddr)> {
     if !addr.ip().is_loopback() {
         crate::log_warn!("API bound to non-loopback address {addr}: anyone who can reach it can read miner statistics");
     }
@@ -55,7 +59,9 @@ fn handle(mut s: TcpStream, stats: &Stats) -> std::io::Result<()> {
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut req = httparse::Request::new(&mut headers);
         match req.parse(&buf) {
-            Ok(httparse::Status::Complete(_)) => break (req.method.unwrap_or("").to_string(), req.path.unwrap_or("").to_string()),
+            Ok(httparse::Status::Complete(_)) => {
+                break (req.method.unwrap_or("").to_string(), req.path.unwrap_or("").to_string());
+            }
             Ok(httparse::Status::Partial) if buf.len() < 8192 => continue,
             _ => return respond(&mut s, "400 Bad Request", "text/plain", "bad request\n"),
         }
@@ -74,15 +80,26 @@ fn handle(mut s: TcpStream, stats: &Stats) -> std::io::Result<()> {
             }
             respond(&mut s, "200 OK", "application/json", &json(v))
         }
-        "/scanners" => respond(&mut s, "200 OK", "application/json", &json(serde_json::to_value(&snap.scanners).unwrap_or_default())),
-        "/pools" => respond(&mut s, "200 OK", "application/json", &json(serde_json::to_value(&snap.pools).unwrap_or_default())),
+        "/scanners" => respond(
+            &mut s,
+            "200 OK",
+            "application/json",
+            &json(serde_json::to_value(&snap.scanners).unwrap_or_default()),
+        ),
+        "/pools" => {
+            respond(&mut s, "200 OK", "application/json", &json(serde_json::to_value(&snap.pools).unwrap_or_default()))
+        }
         "/metrics" => respond(&mut s, "200 OK", "text/plain; version=0.0.4", &prometheus(&snap)),
         _ => respond(&mut s, "404 Not Found", "text/plain", "not found: try /summary, /scanners, /pools, /metrics\n"),
     }
 }
 
 fn respond(s: &mut TcpStream, status: &str, ctype: &str, body: &str) -> std::io::Result<()> {
-    write!(s, "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+    write!(
+        s,
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 /// Prometheus text exposition of a snapshot.
@@ -101,10 +118,25 @@ pub fn prometheus(s: &crate::engine::stats::Snapshot) -> String {
         "Shares the pool rejected, by reason.",
         s.rejected_by_reason.iter().map(|(r, n)| (format!("{{reason=\"{r}\"}}"), *n as f64)).collect(),
     );
-    metric("shares_stale_total", "counter", "Shares dropped as stale before submission.", vec![(String::new(), s.stale as f64)]);
-    metric("hardware_errors_total", "counter", "Kernel candidates that failed the CPU re-check.", vec![(String::new(), s.hw_errors as f64)]);
+    metric(
+        "shares_stale_total",
+        "counter",
+        "Shares dropped as stale before submission.",
+        vec![(String::new(), s.stale as f64)],
+    );
+    metric(
+        "hardware_errors_total",
+        "counter",
+        "Kernel candidates that failed the CPU re-check.",
+        vec![(String::new(), s.hw_errors as f64)],
+    );
     metric("shares_lost_total", "counter", "Shares that could not be submitted.", vec![(String::new(), s.lost as f64)]);
-    metric("blocks_found_total", "counter", "Shares that met the network target.", vec![(String::new(), s.blocks as f64)]);
+    metric(
+        "blocks_found_total",
+        "counter",
+        "Shares that met the network target.",
+        vec![(String::new(), s.blocks as f64)],
+    );
     metric("pool_difficulty", "gauge", "Current share difficulty.", vec![(String::new(), s.difficulty)]);
     metric(
         "hashrate_hashes_per_second",

@@ -8,8 +8,8 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -78,7 +78,11 @@ pub struct PoolConfig {
 
 impl std::fmt::Debug for PoolConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PoolConfig").field("url", &self.url).field("user", &self.user).field("pass", &"<hidden>").finish()
+        f.debug_struct("PoolConfig")
+            .field("url", &self.url)
+            .field("user", &self.user)
+            .field("pass", &"<hidden>")
+            .finish()
     }
 }
 
@@ -158,7 +162,8 @@ impl Transport {
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Err(e) => return Err(e),
                     }
-                    conn.process_new_packets().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("TLS: {e}")))?;
+                    conn.process_new_packets()
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("TLS: {e}")))?;
                 }
                 loop {
                     match conn.reader().read(&mut buf) {
@@ -231,7 +236,10 @@ enum Ended {
     Dropped(String),
     AuthFailed(String),
     /// `client.reconnect`: same host, maybe another port, after a wait.
-    Redirect { port: Option<u16>, wait: Duration },
+    Redirect {
+        port: Option<u16>,
+        wait: Duration,
+    },
     ReturnToPrimary,
 }
 
@@ -276,7 +284,14 @@ impl Client {
             pools
                 .iter()
                 .enumerate()
-                .map(|(i, p)| PoolStatus { url: p.url.to_string(), user: p.user.clone(), priority: i, connects: 0, failures: 0, active: false })
+                .map(|(i, p)| PoolStatus {
+                    url: p.url.to_string(),
+                    user: p.user.clone(),
+                    priority: i,
+                    connects: 0,
+                    failures: 0,
+                    active: false,
+                })
                 .collect(),
         );
         Ok(Client { pools, opts, engine, shares, stats, stop, poll, waker, queued: VecDeque::new(), tls: None })
@@ -339,7 +354,11 @@ impl Client {
                     continue;
                 }
                 Ended::Redirect { port, wait } => {
-                    crate::log_info!("pool asked to reconnect{} in {}s", port.map(|p| format!(" on port {p}")).unwrap_or_default(), wait.as_secs());
+                    crate::log_info!(
+                        "pool asked to reconnect{} in {}s",
+                        port.map(|p| format!(" on port {p}")).unwrap_or_default(),
+                        wait.as_secs()
+                    );
                     port_override = port;
                     wait
                 }
@@ -427,9 +446,10 @@ impl Client {
                 return Err(format!("connect to {addr} timed out after {:?}", self.opts.connect_timeout));
             }
             if let Err(e) = self.poll.poll(&mut events, Some(left.min(Duration::from_millis(100))))
-                && e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e.to_string());
-                }
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                return Err(e.to_string());
+            }
             if self.stop.load(Ordering::Acquire) {
                 return Err("stopping".into());
             }
@@ -454,7 +474,8 @@ impl Client {
         }
         let _ = stream.set_nodelay(true);
         if url.tls {
-            let name = rustls::pki_types::ServerName::try_from(url.host.clone()).map_err(|e| format!("bad TLS server name: {e}"))?;
+            let name = rustls::pki_types::ServerName::try_from(url.host.clone())
+                .map_err(|e| format!("bad TLS server name: {e}"))?;
             let conn = rustls::ClientConnection::new(self.tls_config(), name).map_err(|e| format!("TLS: {e}"))?;
             Ok(Transport::Tls { stream, conn: Box::new(conn) })
         } else {
@@ -463,10 +484,19 @@ impl Client {
     }
 
     /// One connection's life.
-    fn connection(&mut self, index: usize, url: &PoolUrl, pool: &PoolConfig, resume: &mut Resume, return_after: Option<Duration>) -> Ended {
+    fn connection(
+        &mut self,
+        index: usize,
+        url: &PoolUrl,
+        pool: &PoolConfig,
+        resume: &mut Resume,
+        return_after: Option<Duration>,
+    ) -> Ended {
         let mut t = match self.connect(url) {
             Ok(t) => t,
-            Err(e) if self.stop.load(Ordering::Acquire) => return if e == "stopping" { Ended::Stop } else { Ended::Failed(e) },
+            Err(e) if self.stop.load(Ordering::Acquire) => {
+                return if e == "stopping" { Ended::Stop } else { Ended::Failed(e) };
+            }
             Err(e) => return Ended::Failed(e),
         };
         crate::log_info!("connected to {url} as {}", pool.user);
@@ -503,26 +533,39 @@ impl Client {
             }
             let out = session.take_output();
             if !out.is_empty()
-                && let Err(e) = t.queue(&out) {
-                    break Ended::Dropped(format!("write: {e}"));
-                }
+                && let Err(e) = t.queue(&out)
+            {
+                break Ended::Dropped(format!("write: {e}"));
+            }
             if let Err(e) = t.flush() {
-                break if working { Ended::Dropped(format!("write: {e}")) } else { Ended::Failed(format!("write: {e}")) };
+                break if working {
+                    Ended::Dropped(format!("write: {e}"))
+                } else {
+                    Ended::Failed(format!("write: {e}"))
+                };
             }
             let interest = if t.wants_write() { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
             if let Err(e) = self.poll.registry().reregister(t.stream(), CONN, interest) {
                 break Ended::Dropped(e.to_string());
             }
             if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(100)))
-                && e.kind() != io::ErrorKind::Interrupted {
-                    break Ended::Dropped(e.to_string());
-                }
-            let readable = events.iter().any(|e| e.token() == CONN && (e.is_readable() || e.is_read_closed() || e.is_error()));
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                break Ended::Dropped(e.to_string());
+            }
+            let readable =
+                events.iter().any(|e| e.token() == CONN && (e.is_readable() || e.is_read_closed() || e.is_error()));
             if readable {
                 let mut bytes = Vec::new();
                 let eof = match t.read_available(&mut bytes) {
                     Ok(eof) => eof,
-                    Err(e) => break if working { Ended::Dropped(format!("read: {e}")) } else { Ended::Failed(format!("read: {e}")) },
+                    Err(e) => {
+                        break if working {
+                            Ended::Dropped(format!("read: {e}"))
+                        } else {
+                            Ended::Failed(format!("read: {e}"))
+                        };
+                    }
                 };
                 if !bytes.is_empty() {
                     last_rx = Instant::now();
@@ -530,7 +573,10 @@ impl Client {
                 for ev in session.receive(&bytes) {
                     match ev {
                         Event::Subscribed { session_id, extranonce1, extranonce2_size } => {
-                            crate::log_debug!("subscribed: extranonce1 {} size {extranonce2_size}", hex::encode(&extranonce1));
+                            crate::log_debug!(
+                                "subscribed: extranonce1 {} size {extranonce2_size}",
+                                hex::encode(&extranonce1)
+                            );
                             if resume.extranonce1.as_ref().is_some_and(|old| *old != extranonce1) {
                                 crate::log_info!("new extranonce1 after reconnect: work rebuilt");
                             }
@@ -543,10 +589,20 @@ impl Client {
                             self.stats.pool_event(index, true, false);
                             self.stats.set_pool(&url.to_string(), "mining");
                         }
-                        Event::Authorized { ok: false, error } => break 'conn Ended::AuthFailed(format!("authorization refused for {}: {error}", pool.user)),
-                        Event::VersionMask(m) => crate::log_debug!("version rolling: {}", m.map(|m| format!("mask {m:08x}")).unwrap_or_else(|| "off".into())),
+                        Event::Authorized { ok: false, error } => {
+                            break 'conn Ended::AuthFailed(format!("authorization refused for {}: {error}", pool.user));
+                        }
+                        Event::VersionMask(m) => crate::log_debug!(
+                            "version rolling: {}",
+                            m.map(|m| format!("mask {m:08x}")).unwrap_or_else(|| "off".into())
+                        ),
                         Event::Job(job) => {
-                            crate::log_debug!("job {} (clean {}), difficulty {}", job.job_id, job.clean_jobs, session.difficulty());
+                            crate::log_debug!(
+                                "job {} (clean {}), difficulty {}",
+                                job.job_id,
+                                job.clean_jobs,
+                                session.difficulty()
+                            );
                             let _ = self.engine.send(NetEvent::Job(job));
                         }
                         Event::Difficulty(d) => crate::log_info!("pool difficulty {d} (from the next job)"),
@@ -564,22 +620,37 @@ impl Client {
                         }
                         Event::Reconnect { host, port, wait_s } => {
                             if host.as_ref().is_some_and(|h| *h != url.host) {
-                                crate::log_warn!("pool asked to move to another host ({}); staying on {}", host.unwrap_or_default(), url.host);
+                                crate::log_warn!(
+                                    "pool asked to move to another host ({}); staying on {}",
+                                    host.unwrap_or_default(),
+                                    url.host
+                                );
                             }
                             break 'conn Ended::Redirect { port, wait: Duration::from_secs(wait_s.min(600)) };
                         }
                         Event::Message(m) => crate::log_info!("message from pool: {m}"),
                         Event::Protocol(e) => {
-                            break 'conn if working { Ended::Dropped(format!("protocol error: {e}")) } else { Ended::Failed(format!("protocol error: {e}")) };
+                            break 'conn if working {
+                                Ended::Dropped(format!("protocol error: {e}"))
+                            } else {
+                                Ended::Failed(format!("protocol error: {e}"))
+                            };
                         }
                     }
                 }
                 if eof {
-                    break if working { Ended::Dropped("connection closed by the pool".into()) } else { Ended::Failed("connection closed during the handshake".into()) };
+                    break if working {
+                        Ended::Dropped("connection closed by the pool".into())
+                    } else {
+                        Ended::Failed("connection closed during the handshake".into())
+                    };
                 }
             }
             if !working && started.elapsed() > self.opts.handshake_timeout {
-                break Ended::Failed(format!("no answer to subscribe/authorize within {:?}", self.opts.handshake_timeout));
+                break Ended::Failed(format!(
+                    "no answer to subscribe/authorize within {:?}",
+                    self.opts.handshake_timeout
+                ));
             }
             if last_rx.elapsed() > self.opts.stall_timeout {
                 break Ended::Dropped(format!("pool silent for {:?}", self.opts.stall_timeout));

@@ -8,15 +8,15 @@
 //! last old chunk *before* it acknowledges the new epoch, so once
 //! [`CpuScanner::all_switched_to`] holds, nothing from older work can follow.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
 use super::slot::WorkSlot;
-use super::{candidate_event, ScanEvent};
+use super::{ScanEvent, candidate_event};
 use crate::sha256::Backend;
 use crate::work::Work;
 

@@ -51,7 +51,9 @@ pub(crate) fn candidate_event(work: &Work, nonce: u32, scanner: &str) -> Option<
     match recheck(work, nonce) {
         Recheck::Share(hash) => Some(ScanEvent::Found { work_id: work.id, nonce, hash, scanner: scanner.to_string() }),
         Recheck::NearMiss => None,
-        Recheck::HardwareError => Some(ScanEvent::HardwareError { work_id: work.id, nonce, scanner: scanner.to_string() }),
+        Recheck::HardwareError => {
+            Some(ScanEvent::HardwareError { work_id: work.id, nonce, scanner: scanner.to_string() })
+        }
     }
 }
 

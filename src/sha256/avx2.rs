@@ -2,8 +2,8 @@
 
 use core::arch::x86_64::*;
 
-use super::lanes::{scan_range, Lanes};
 use super::ScanParams;
+use super::lanes::{Lanes, scan_range};
 
 /// Eight 32-bit lanes. Only ever created inside [`scan`], which runs with AVX2
 /// enabled, so every intrinsic below executes on a CPU that has it.
@@ -24,12 +24,7 @@ impl Lanes for V {
     #[inline(always)]
     fn nonces(base: u32) -> Self {
         // SAFETY: see the impl comment.
-        unsafe {
-            V(_mm256_add_epi32(
-                _mm256_set1_epi32(base as i32),
-                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-            ))
-        }
+        unsafe { V(_mm256_add_epi32(_mm256_set1_epi32(base as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))) }
     }
     #[inline(always)]
     fn add(self, o: Self) -> Self {
@@ -57,8 +52,8 @@ impl Lanes for V {
         // SAFETY: see the impl comment.
         unsafe {
             let m = _mm256_setr_epi8(
-                3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12, 3, 2, 1, 0, 7, 6, 5, 4, 11, 10,
-                9, 8, 15, 14, 13, 12,
+                3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12, 3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13,
+                12,
             );
             V(_mm256_shuffle_epi8(self.0, m))
         }
@@ -79,12 +74,7 @@ impl Lanes for V {
     #[inline(always)]
     fn maj(a: Self, b: Self, c: Self) -> Self {
         // SAFETY: see the impl comment.
-        unsafe {
-            V(_mm256_or_si256(
-                _mm256_and_si256(a.0, b.0),
-                _mm256_and_si256(c.0, _mm256_or_si256(a.0, b.0)),
-            ))
-        }
+        unsafe { V(_mm256_or_si256(_mm256_and_si256(a.0, b.0), _mm256_and_si256(c.0, _mm256_or_si256(a.0, b.0)))) }
     }
 }
 

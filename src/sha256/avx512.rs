@@ -4,8 +4,8 @@
 
 use core::arch::x86_64::*;
 
-use super::lanes::{scan_range, Lanes};
 use super::ScanParams;
+use super::lanes::{Lanes, scan_range};
 
 /// Sixteen 32-bit lanes. Only ever created inside [`scan`], which runs with
 /// AVX-512F and AVX-512BW enabled.

@@ -10,7 +10,7 @@
 // round is the clearest way to write the algorithm.
 #![allow(clippy::needless_range_loop)]
 
-use super::{ScanParams, H0, K};
+use super::{H0, K, ScanParams};
 
 /// A vector of 32-bit lanes, each lane hashing a different nonce.
 pub(crate) trait Lanes: Copy {

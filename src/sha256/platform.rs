@@ -24,8 +24,7 @@ pub enum BackendKind {
 
 impl BackendKind {
     /// Every kind, in kiln's order of preference.
-    pub const ALL: [BackendKind; 4] =
-        [BackendKind::Avx512, BackendKind::ShaNi, BackendKind::Avx2, BackendKind::Scalar];
+    pub const ALL: [BackendKind; 4] = [BackendKind::Avx512, BackendKind::ShaNi, BackendKind::Avx2, BackendKind::Scalar];
 
     /// The name used on the command line and in reports.
     pub fn name(self) -> &'static str {
@@ -129,9 +128,7 @@ fn supported(kind: BackendKind) -> bool {
         #[cfg(target_arch = "x86_64")]
         BackendKind::Avx2 => std::is_x86_feature_detected!("avx2"),
         #[cfg(target_arch = "x86_64")]
-        BackendKind::Avx512 => {
-            std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw")
-        }
+        BackendKind::Avx512 => std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw"),
         #[cfg(target_arch = "x86_64")]
         BackendKind::ShaNi => {
             std::is_x86_feature_detected!("sha")

@@ -1,8 +1,8 @@
 //! Portable backend: the generic scan over one `u32` lane. It is the reference
 //! every other backend is tested against, and the fallback on any CPU.
 
-use super::lanes::{scan_range, Lanes};
 use super::ScanParams;
+use super::lanes::{Lanes, scan_range};
 
 impl Lanes for u32 {
     const N: usize = 1;

@@ -7,7 +7,7 @@
 
 use core::arch::x86_64::*;
 
-use super::{ScanParams, H0, K};
+use super::{H0, K, ScanParams};
 
 /// Nonces hashed side by side in one loop iteration. Measured on Zen 4
 /// (`kiln bench --backend sha-ni --threads 1`): 2 streams 25.1 MH/s, 3 23.2,

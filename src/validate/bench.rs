@@ -6,9 +6,9 @@ use std::time::Instant;
 use bitcoin::TxOut;
 use serde::Serialize;
 
-use super::extract::{extract_block, flags_for, split_prevouts, KeyCache, SigCheck};
+use super::extract::{KeyCache, SigCheck, extract_block, flags_for, split_prevouts};
 use super::verify::{secp, validate};
-use super::{check_block, decode_block, InputError};
+use super::{InputError, check_block, decode_block};
 
 /// The figures `kiln bench-verify` prints.
 #[derive(Clone, Debug, Serialize)]
@@ -38,7 +38,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 ///
 /// # Errors
 /// Bad block bytes or prevouts that do not match the block.
-pub fn bench_verify(block_bytes: &[u8], prevouts: &[TxOut], threads: usize, runs: usize) -> Result<VerifyBench, InputError> {
+pub fn bench_verify(
+    block_bytes: &[u8],
+    prevouts: &[TxOut],
+    threads: usize,
+    runs: usize,
+) -> Result<VerifyBench, InputError> {
     let block = decode_block(block_bytes, "block")?;
     let per_tx = split_prevouts(&block, prevouts);
     let inputs: usize = block.txdata.iter().skip(1).map(|t| t.input.len()).sum();

@@ -1,7 +1,7 @@
 //! Block-level checks: proof of work, merkle root, witness commitment, BIP34.
 
-use bitcoin::hashes::Hash;
 use bitcoin::Block;
+use bitcoin::hashes::Hash;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -73,7 +73,9 @@ impl BlockChecks {
 fn witness_commitment(block: &Block, wtxids: &[[u8; 32]], has_witness: bool) -> WitnessCommitment {
     const MAGIC: [u8; 6] = [0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed];
     let Some(cb) = block.txdata.first() else { return WitnessCommitment::Missing };
-    let Some(out) = cb.output.iter().rev().find(|o| o.script_pubkey.len() >= 38 && o.script_pubkey.as_bytes()[..6] == MAGIC) else {
+    let Some(out) =
+        cb.output.iter().rev().find(|o| o.script_pubkey.len() >= 38 && o.script_pubkey.as_bytes()[..6] == MAGIC)
+    else {
         return if has_witness { WitnessCommitment::Missing } else { WitnessCommitment::NotRequired };
     };
     let reserved = match cb.input.first().map(|i| &i.witness) {
@@ -122,5 +124,13 @@ pub fn check_block(block: &Block) -> BlockChecks {
             Err(e) => Bip34::Malformed(e.to_string()),
         }
     };
-    BlockChecks { hash: hash.to_string(), bits: bits.to_string(), pow_ok, pow_error, merkle_ok, witness_commitment, bip34 }
+    BlockChecks {
+        hash: hash.to_string(),
+        bits: bits.to_string(),
+        pow_ok,
+        pow_error,
+        merkle_ok,
+        witness_commitment,
+        bip34,
+    }
 }

@@ -8,9 +8,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use bitcoin::hashes::{hash160, sha256, Hash};
+use bitcoin::hashes::{Hash, hash160, sha256};
 use bitcoin::script::Instruction;
-use bitcoin::secp256k1::{ecdsa, schnorr, Message, PublicKey, XOnlyPublicKey};
+use bitcoin::secp256k1::{Message, PublicKey, XOnlyPublicKey, ecdsa, schnorr};
 use bitcoin::sighash::{Annex, EcdsaSighashType, Prevouts, SighashCache, TapSighashType};
 use bitcoin::taproot::{ControlBlock, LeafVersion, TapLeafHash};
 use bitcoin::{Block, Script, Transaction, TxOut};
@@ -63,13 +63,26 @@ impl ScriptType {
 /// One input's verification job.
 #[derive(Clone, Debug)]
 pub enum SigCheck {
-    Ecdsa { sig: ecdsa::Signature, pk: PublicKey, msg: Message },
-    Schnorr { sig: schnorr::Signature, pk: XOnlyPublicKey, msg: Message },
+    Ecdsa {
+        sig: ecdsa::Signature,
+        pk: PublicKey,
+        msg: Message,
+    },
+    Schnorr {
+        sig: schnorr::Signature,
+        pk: XOnlyPublicKey,
+        msg: Message,
+    },
     /// m-of-n: every signature must match a key, in key order (consensus rule).
     /// A key that does not parse matches nothing.
-    Multisig { sigs: Vec<(ecdsa::Signature, Message)>, keys: Vec<Option<PublicKey>> },
+    Multisig {
+        sigs: Vec<(ecdsa::Signature, Message)>,
+        keys: Vec<Option<PublicKey>>,
+    },
     /// Run Bitcoin Core's script interpreter on the whole input.
-    Interpreter { flags: u32 },
+    Interpreter {
+        flags: u32,
+    },
     /// Decided during extraction: the input cannot be valid.
     Fail(String),
     /// Decided during extraction: valid, and there is no signature to check.
@@ -231,20 +244,25 @@ impl KeyCache {
                     xo.insert(&spk[2..]);
                 }
                 if input.witness.len() == 2
-                    && let Some(k) = input.witness.nth(1).filter(|k| k.len() == 33) {
-                        ec.insert(k);
-                    }
+                    && let Some(k) = input.witness.nth(1).filter(|k| k.len() == 33)
+                {
+                    ec.insert(k);
+                }
                 if let Some(Ok(Instruction::PushBytes(k))) = input.script_sig.instructions().last()
-                    && (k.len() == 33 || k.len() == 65) {
-                        ec.insert(k.as_bytes());
-                    }
+                    && (k.len() == 33 || k.len() == 65)
+                {
+                    ec.insert(k.as_bytes());
+                }
             }
         }
         let ec: Vec<&[u8]> = ec.into_iter().collect();
         let xo: Vec<&[u8]> = xo.into_iter().collect();
         KeyCache {
             ecdsa: ec.par_iter().filter_map(|k| PublicKey::from_slice(k).ok().map(|p| (k.to_vec(), p))).collect(),
-            xonly: xo.par_iter().filter_map(|k| Some((<[u8; 32]>::try_from(*k).ok()?, XOnlyPublicKey::from_slice(k).ok()?))).collect(),
+            xonly: xo
+                .par_iter()
+                .filter_map(|k| Some((<[u8; 32]>::try_from(*k).ok()?, XOnlyPublicKey::from_slice(k).ok()?)))
+                .collect(),
         }
     }
 
@@ -253,7 +271,10 @@ impl KeyCache {
     }
 
     fn xonly(&self, k: &[u8]) -> Option<XOnlyPublicKey> {
-        <[u8; 32]>::try_from(k).ok().and_then(|a| self.xonly.get(&a).copied()).or_else(|| XOnlyPublicKey::from_slice(k).ok())
+        <[u8; 32]>::try_from(k)
+            .ok()
+            .and_then(|a| self.xonly.get(&a).copied())
+            .or_else(|| XOnlyPublicKey::from_slice(k).ok())
     }
 }
 
@@ -270,7 +291,13 @@ impl TxCtx<'_> {
         self.flags & bitcoinconsensus::VERIFY_DERSIG != 0
     }
 
-    fn legacy(&self, i: usize, script_code: &Script, sig: &[u8], t: ScriptType) -> Result<(ecdsa::Signature, Message), Extract> {
+    fn legacy(
+        &self,
+        i: usize,
+        script_code: &Script,
+        sig: &[u8],
+        t: ScriptType,
+    ) -> Result<(ecdsa::Signature, Message), Extract> {
         // FindAndDelete and OP_CODESEPARATOR change the script code: leave those to the interpreter.
         if script_code_is_special(script_code, sig) {
             return Err(Interpreter("legacy-script-code"));
@@ -284,7 +311,14 @@ impl TxCtx<'_> {
         Ok((s, msg(h)))
     }
 
-    fn segwit_v0(&mut self, i: usize, script_code: &Script, p2wpkh: bool, sig: &[u8], t: ScriptType) -> Result<(ecdsa::Signature, Message), Extract> {
+    fn segwit_v0(
+        &mut self,
+        i: usize,
+        script_code: &Script,
+        p2wpkh: bool,
+        sig: &[u8],
+        t: ScriptType,
+    ) -> Result<(ecdsa::Signature, Message), Extract> {
         let (s, ht) = match parse_ecdsa(sig, true) {
             Ok(Some(x)) => x,
             Ok(None) => return Err(Interpreter("lax-der")),
@@ -294,12 +328,18 @@ impl TxCtx<'_> {
         let ht = EcdsaSighashType::from_standard(ht).map_err(|_| Interpreter("nonstandard-sighash"))?;
         let value = self.spent[i].value;
         let h = if p2wpkh {
-            self.cache.p2wpkh_signature_hash(i, script_code, value, ht).map_err(|e| fail(t, e.to_string()))?.to_byte_array()
+            self.cache
+                .p2wpkh_signature_hash(i, script_code, value, ht)
+                .map_err(|e| fail(t, e.to_string()))?
+                .to_byte_array()
         } else {
             if script_code_is_special(script_code, &[]) {
                 return Err(Interpreter("codeseparator"));
             }
-            self.cache.p2wsh_signature_hash(i, script_code, value, ht).map_err(|e| fail(t, e.to_string()))?.to_byte_array()
+            self.cache
+                .p2wsh_signature_hash(i, script_code, value, ht)
+                .map_err(|e| fail(t, e.to_string()))?
+                .to_byte_array()
         };
         Ok((s, msg(h)))
     }
@@ -421,15 +461,23 @@ impl TxCtx<'_> {
             }
             return self.taproot(i, &b[2..], &wit);
         }
-        if spk.is_empty() && wit.is_empty()
-            && let Some(v) = empty_script_result(sig_script) {
-                return if v {
-                    Check(ScriptType::EmptyScript, SigCheck::NoSignature)
-                } else {
-                    fail(ScriptType::EmptyScript, "the scriptSig leaves false on the stack")
-                };
-            }
-        Interpreter(if spk.is_empty() { "empty-script" } else if spk.is_p2sh() { "p2sh" } else { "other" })
+        if spk.is_empty()
+            && wit.is_empty()
+            && let Some(v) = empty_script_result(sig_script)
+        {
+            return if v {
+                Check(ScriptType::EmptyScript, SigCheck::NoSignature)
+            } else {
+                fail(ScriptType::EmptyScript, "the scriptSig leaves false on the stack")
+            };
+        }
+        Interpreter(if spk.is_empty() {
+            "empty-script"
+        } else if spk.is_p2sh() {
+            "p2sh"
+        } else {
+            "other"
+        })
     }
 
     fn taproot(&mut self, i: usize, program: &[u8], wit: &[&[u8]]) -> Extract {
@@ -506,7 +554,13 @@ pub fn extract_tx(tx: &Transaction, tx_index: usize, spent: &[TxOut], flags: u32
 }
 
 /// [`extract_tx`] with keys already parsed.
-pub fn extract_tx_with(tx: &Transaction, tx_index: usize, spent: &[TxOut], flags: u32, keys: &KeyCache) -> Vec<InputCheck> {
+pub fn extract_tx_with(
+    tx: &Transaction,
+    tx_index: usize,
+    spent: &[TxOut],
+    flags: u32,
+    keys: &KeyCache,
+) -> Vec<InputCheck> {
     let mut ctx = TxCtx { tx, spent, cache: SighashCache::new(tx), flags, keys };
     (0..tx.input.len())
         .map(|i| {

@@ -83,8 +83,7 @@ pub fn read_prevouts(path: &Path) -> Result<Vec<TxOut>, InputError> {
     let p = path.display().to_string();
     let bytes = read_bytes(path)?;
     let bad = |reason: String| InputError::Prevouts { path: p.clone(), reason };
-    let json: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
     let txout = |value_sat: Option<u64>, spk_hex: Option<&str>, what: &str| -> Result<TxOut, InputError> {
         let value = value_sat.ok_or_else(|| bad(format!("{what}: missing or invalid value")))?;
         let spk = spk_hex.ok_or_else(|| bad(format!("{what}: missing script_pubkey")))?;
@@ -108,15 +107,24 @@ pub fn read_prevouts(path: &Path) -> Result<Vec<TxOut>, InputError> {
             let txs = obj["tx"].as_array().ok_or_else(|| bad("`tx` is not an array".into()))?;
             let mut out = Vec::new();
             for (ti, tx) in txs.iter().enumerate() {
-                let vins = tx.get("vin").and_then(|v| v.as_array()).ok_or_else(|| bad(format!("tx {ti}: no vin array (use getblock verbosity 3)")))?;
+                let vins = tx
+                    .get("vin")
+                    .and_then(|v| v.as_array())
+                    .ok_or_else(|| bad(format!("tx {ti}: no vin array (use getblock verbosity 3)")))?;
                 for (ii, vin) in vins.iter().enumerate() {
                     if vin.get("coinbase").is_some() {
                         continue;
                     }
                     let what = format!("tx {ti} input {ii}");
-                    let prev = vin.get("prevout").ok_or_else(|| bad(format!("{what}: no prevout (use getblock verbosity 3)")))?;
+                    let prev = vin
+                        .get("prevout")
+                        .ok_or_else(|| bad(format!("{what}: no prevout (use getblock verbosity 3)")))?;
                     // BTC with 8 decimals: round to the nearest satoshi.
-                    let sats = prev.get("value").and_then(|v| v.as_f64()).filter(|v| *v >= 0.0).map(|v| (v * 1e8).round() as u64);
+                    let sats = prev
+                        .get("value")
+                        .and_then(|v| v.as_f64())
+                        .filter(|v| *v >= 0.0)
+                        .map(|v| (v * 1e8).round() as u64);
                     let spk = prev.get("scriptPubKey").and_then(|s| s.get("hex")).and_then(|h| h.as_str());
                     out.push(txout(sats, spk, &what)?);
                 }

@@ -22,7 +22,7 @@ pub mod oracle;
 pub mod sighash;
 pub mod verify;
 
-pub use block::{check_block, BlockChecks, Bip34, WitnessCommitment};
-pub use extract::{extract_block, InputCheck, ScriptType, SigCheck};
-pub use input::{decode_block, read_block, read_file, read_prevouts, InputError};
-pub use verify::{validate, BadInput, Report};
+pub use block::{Bip34, BlockChecks, WitnessCommitment, check_block};
+pub use extract::{InputCheck, ScriptType, SigCheck, extract_block};
+pub use input::{InputError, decode_block, read_block, read_file, read_prevouts};
+pub use verify::{BadInput, Report, validate};

@@ -27,6 +27,13 @@ pub fn verify_input(tx_bytes: &[u8], spent: &[TxOut], index: usize, flags: u32) 
         .collect();
     let out = &spent[index];
     let with_spent = (flags & bitcoinconsensus::VERIFY_TAPROOT != 0).then_some(&utxos[..]);
-    bitcoinconsensus::verify_with_flags(out.script_pubkey.as_bytes(), out.value.to_sat(), tx_bytes, with_spent, index, flags)
-        .map_err(|e| format!("script interpreter: {e:?}"))
+    bitcoinconsensus::verify_with_flags(
+        out.script_pubkey.as_bytes(),
+        out.value.to_sat(),
+        tx_bytes,
+        with_spent,
+        index,
+        flags,
+    )
+    .map_err(|e| format!("script interpreter: {e:?}"))
 }

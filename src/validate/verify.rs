@@ -14,8 +14,8 @@ use bitcoin::{Block, TxOut};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::block::{check_block, BlockChecks};
-use super::extract::{extract_block, flags_for, split_prevouts, InputCheck, KeyCache, SigCheck};
+use super::block::{BlockChecks, check_block};
+use super::extract::{InputCheck, KeyCache, SigCheck, extract_block, flags_for, split_prevouts};
 use super::input::InputError;
 use super::oracle;
 
@@ -64,11 +64,20 @@ impl Report {
 ///
 /// # Errors
 /// Why the input is invalid.
-pub fn run_check(check: &SigCheck, tx_bytes: impl FnOnce() -> Vec<u8>, spent: &[TxOut], index: usize) -> Result<usize, String> {
+pub fn run_check(
+    check: &SigCheck,
+    tx_bytes: impl FnOnce() -> Vec<u8>,
+    spent: &[TxOut],
+    index: usize,
+) -> Result<usize, String> {
     let ctx = secp();
     match check {
-        SigCheck::Ecdsa { sig, pk, msg } => ctx.verify_ecdsa(msg, sig, pk).map(|_| 1).map_err(|_| "ECDSA signature does not verify".into()),
-        SigCheck::Schnorr { sig, pk, msg } => ctx.verify_schnorr(sig, msg, pk).map(|_| 1).map_err(|_| "Schnorr signature does not verify".into()),
+        SigCheck::Ecdsa { sig, pk, msg } => {
+            ctx.verify_ecdsa(msg, sig, pk).map(|_| 1).map_err(|_| "ECDSA signature does not verify".into())
+        }
+        SigCheck::Schnorr { sig, pk, msg } => {
+            ctx.verify_schnorr(sig, msg, pk).map(|_| 1).map_err(|_| "Schnorr signature does not verify".into())
+        }
         SigCheck::Multisig { sigs, keys } => {
             // Consensus order: from the last signature and the last key down;
             // a key is used at most once and skipped keys are never revisited.
@@ -134,7 +143,9 @@ fn validate_in_pool(block: &Block, prevouts: &[TxOut], inputs: usize) -> Result<
         .par_iter()
         .with_min_len(BATCH)
         .map(|c| {
-            let bytes = || tx_bytes[c.tx_index].get_or_init(|| bitcoin::consensus::serialize(&block.txdata[c.tx_index])).clone();
+            let bytes = || {
+                tx_bytes[c.tx_index].get_or_init(|| bitcoin::consensus::serialize(&block.txdata[c.tx_index])).clone()
+            };
             run_check(&c.check, bytes, per_tx[c.tx_index], c.input_index)
         })
         .collect();
@@ -173,7 +184,10 @@ fn validate_in_pool(block: &Block, prevouts: &[TxOut], inputs: usize) -> Result<
 /// itself signs 32-byte sighashes). `false` for malformed keys or signatures.
 pub fn verify_schnorr_any_len(sig: &[u8], xonly: &[u8], msg: &[u8]) -> bool {
     use bitcoin::secp256k1::ffi::{self, CPtr};
-    let (Ok(sig), Ok(pk)) = (bitcoin::secp256k1::schnorr::Signature::from_slice(sig), bitcoin::secp256k1::XOnlyPublicKey::from_slice(xonly)) else {
+    let (Ok(sig), Ok(pk)) = (
+        bitcoin::secp256k1::schnorr::Signature::from_slice(sig),
+        bitcoin::secp256k1::XOnlyPublicKey::from_slice(xonly),
+    ) else {
         return false;
     };
     // SAFETY: the context is a valid verification context for the program's
@@ -181,20 +195,15 @@ pub fn verify_schnorr_any_len(sig: &[u8], xonly: &[u8], msg: &[u8]) -> bool {
     // null pointer is allowed only with length 0, which `as_ptr` never is),
     // and `pk` is a parsed x-only key; libsecp256k1 only reads them.
     unsafe {
-        ffi::secp256k1_schnorrsig_verify(
-            secp().ctx().as_ptr(),
-            sig.as_c_ptr(),
-            msg.as_ptr(),
-            msg.len(),
-            pk.as_c_ptr(),
-        ) == 1
+        ffi::secp256k1_schnorrsig_verify(secp().ctx().as_ptr(), sig.as_c_ptr(), msg.as_ptr(), msg.len(), pk.as_c_ptr())
+            == 1
     }
 }
 
 /// ECDSA under Bitcoin's policy rules (strict DER, low S), as the Wycheproof
 /// "bitcoin" vectors expect; `msg32` is the already-hashed message.
 pub fn verify_ecdsa_policy(der: &[u8], pubkey: &[u8], msg32: [u8; 32]) -> bool {
-    use bitcoin::secp256k1::{ecdsa::Signature, Message, PublicKey};
+    use bitcoin::secp256k1::{Message, PublicKey, ecdsa::Signature};
     let (Ok(sig), Ok(pk)) = (Signature::from_der(der), PublicKey::from_slice(pubkey)) else { return false };
     let mut low = sig;
     low.normalize_s();

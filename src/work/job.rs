@@ -5,7 +5,7 @@
 use super::header::{BlockHash, Header};
 
 use super::target::Target;
-use crate::sha256::{sha256d_header, ScanParams};
+use crate::sha256::{ScanParams, sha256d_header};
 
 /// One unit of scannable work.
 #[derive(Clone, Debug)]

@@ -20,10 +20,7 @@ pub fn merkle_root(txids: &[[u8; 32]]) -> Option<[u8; 32]> {
     }
     let mut level: Vec<[u8; 32]> = txids.to_vec();
     while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|pair| hash_pair(&pair[0], pair.get(1).unwrap_or(&pair[0])))
-            .collect();
+        level = level.chunks(2).map(|pair| hash_pair(&pair[0], pair.get(1).unwrap_or(&pair[0]))).collect();
     }
     Some(level[0])
 }
@@ -38,10 +35,7 @@ pub fn coinbase_branch(txids: &[[u8; 32]]) -> Vec<[u8; 32]> {
     let mut level: Vec<[u8; 32]> = txids.to_vec();
     while level.len() > 1 {
         branch.push(*level.get(1).unwrap_or(&level[0]));
-        level = level
-            .chunks(2)
-            .map(|pair| hash_pair(&pair[0], pair.get(1).unwrap_or(&pair[0])))
-            .collect();
+        level = level.chunks(2).map(|pair| hash_pair(&pair[0], pair.get(1).unwrap_or(&pair[0]))).collect();
     }
     branch
 }

@@ -3,9 +3,9 @@
 //! types so that no other module has to think about them.
 
 pub mod header;
+pub mod job;
 pub mod merkle;
 pub mod target;
-pub mod job;
 
 pub use header::{BlockHash, Header, HeaderError};
 pub use job::{Job, Work};

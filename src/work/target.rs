@@ -231,8 +231,10 @@ mod tests {
         assert_eq!(CompactTarget(0x01003456).to_target(), Err(TargetError::Zero { bits: 0x01003456 }));
         // Core's arith_uint256 test values.
         assert_eq!(CompactTarget(0x01123456).to_target().unwrap().to_le_bytes()[0], 0x12);
-        assert_eq!(CompactTarget(0x20123456).to_target().unwrap().to_string(),
-            "1234560000000000000000000000000000000000000000000000000000000000");
+        assert_eq!(
+            CompactTarget(0x20123456).to_target().unwrap().to_string(),
+            "1234560000000000000000000000000000000000000000000000000000000000"
+        );
         assert!(CompactTarget(0x22000001).to_target().is_ok());
         assert!(CompactTarget(0x23000001).to_target().is_err());
     }

@@ -35,7 +35,8 @@ fn verify_block_valid_invalid_and_unreadable_exit_codes() {
     assert!(flip_first_signature(&mut block.txdata[10]));
     let bad_path = tmp("bad_block.bin");
     std::fs::write(&bad_path, bitcoin::consensus::serialize(&block)).unwrap();
-    let bad = kiln(&["verify-block", "--block", bad_path.to_str().unwrap(), "--prevouts", p.to_str().unwrap(), "--json"]);
+    let bad =
+        kiln(&["verify-block", "--block", bad_path.to_str().unwrap(), "--prevouts", p.to_str().unwrap(), "--json"]);
     assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
     let report: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
     let bads = report["bad_inputs"].as_array().unwrap();
@@ -132,7 +133,25 @@ fn mine_against_a_loopback_pool_never_logs_the_password() {
     use crate::pool::{Behavior, TestPool};
     let pool = TestPool::start(Behavior::default());
     let url = pool.url();
-    let o = kiln(&["mine", "-o", &url, "-u", "kiln.cli", "-p", "s3cret-pass", "--cpu-threads", "1", "--gpu", "off", "--duration", "4", "--status-interval", "1", "--log-level", "debug"]);
+    let o = kiln(&[
+        "mine",
+        "-o",
+        &url,
+        "-u",
+        "kiln.cli",
+        "-p",
+        "s3cret-pass",
+        "--cpu-threads",
+        "1",
+        "--gpu",
+        "off",
+        "--duration",
+        "4",
+        "--status-interval",
+        "1",
+        "--log-level",
+        "debug",
+    ]);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
     assert!(out.contains("share accepted"), "{out}");

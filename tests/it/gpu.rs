@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use kiln::scan::gpu::{open_any, GpuScanner, GpuScannerOptions, Kernel, KernelOptions};
-use kiln::scan::selfcheck::real_header;
 use kiln::scan::ScanEvent;
+use kiln::scan::gpu::{GpuScanner, GpuScannerOptions, Kernel, KernelOptions, open_any};
+use kiln::scan::selfcheck::real_header;
 use kiln::sha256::{Backend, ScanParams};
 use kiln::work::{Header, Target, Work};
 
@@ -148,13 +148,14 @@ fn gpu_mines_valid_shares_through_the_engine() {
     use crate::pool::{Behavior, TestPool};
     use kiln::engine::miner::{Miner, MinerConfig};
     use kiln::net::client::PoolConfig;
-    use kiln::scan::gpu::{adapters, GpuSelection};
+    use kiln::scan::gpu::{GpuSelection, adapters};
     // The same adapter kernel_with() would use: index 0 of kiln's list.
     if kernel().is_none() {
         return;
     }
     assert!(!adapters().is_empty());
-    let pool = TestPool::start(Behavior { difficulty: 1.0 / 262_144.0, clean_job_after: Some(5), ..Behavior::default() });
+    let pool =
+        TestPool::start(Behavior { difficulty: 1.0 / 262_144.0, clean_job_after: Some(5), ..Behavior::default() });
     let m = Miner::start(MinerConfig {
         pools: vec![PoolConfig { url: pool.url().parse().unwrap(), user: "gpu".into(), pass: "x".into() }],
         cpu_threads: 0,

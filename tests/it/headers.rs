@@ -1,6 +1,6 @@
 //! The real mainnet header chain: hashing, proof of work, linkage, targets.
 
-use kiln::sha256::{sha256d, Backend, ScanParams};
+use kiln::sha256::{Backend, ScanParams, sha256d};
 use kiln::work::{BlockHash, CompactTarget, Header, Target, TargetError};
 
 use crate::data::mainnet_headers;

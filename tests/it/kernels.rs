@@ -2,7 +2,7 @@
 //! random ranges whose lengths exercise every lane-count tail.
 
 use kiln::scan::selfcheck::{real_header, self_check};
-use kiln::sha256::{sha256d, Backend, ScanParams};
+use kiln::sha256::{Backend, ScanParams, sha256d};
 use kiln::work::{Header, Work};
 
 use crate::data::Rng;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 /// How the pool behaves. Counters like `garbage_after` count valid shares
@@ -218,7 +218,14 @@ fn judge(job: &Job, en2: &[u8], ntime: u32, nonce: u32, vbits: Option<u32>, mask
     value <= 65535.0 * 2f64.powi(208) / job.difficulty
 }
 
-fn serve(s: TcpStream, conn: u32, log: &Mutex<Log>, behavior: &Mutex<Behavior>, stop: &AtomicBool, down: &Down) -> std::io::Result<()> {
+fn serve(
+    s: TcpStream,
+    conn: u32,
+    log: &Mutex<Log>,
+    behavior: &Mutex<Behavior>,
+    stop: &AtomicBool,
+    down: &Down,
+) -> std::io::Result<()> {
     s.set_read_timeout(Some(Duration::from_millis(50)))?;
     let mut w = s.try_clone()?;
     let mut r = BufReader::new(s);
@@ -241,7 +248,17 @@ fn serve(s: TcpStream, conn: u32, log: &Mutex<Log>, behavior: &Mutex<Behavior>, 
         let mut p = base["notify"].clone();
         let mut ntime = u32::from_str_radix(p["ntime"].as_str().unwrap(), 16).unwrap();
         ntime += *job_no; // each job a different header
-        let params = json!([id, p["prevhash"], p["coinb1"], p["coinb2"], p["merkle_branch"], p["version"], p["nbits"], format!("{ntime:08x}"), clean]);
+        let params = json!([
+            id,
+            p["prevhash"],
+            p["coinb1"],
+            p["coinb2"],
+            p["merkle_branch"],
+            p["version"],
+            p["nbits"],
+            format!("{ntime:08x}"),
+            clean
+        ]);
         p = json!({"id": null, "method": "mining.notify", "params": params});
         Job { id, notify: p, difficulty: diff, extranonce1: en1.to_vec() }
     };
@@ -265,7 +282,8 @@ fn serve(s: TcpStream, conn: u32, log: &Mutex<Log>, behavior: &Mutex<Behavior>, 
                 log.lock().unwrap().configures += 1;
                 let result = match b.version_mask {
                     Some(m) => {
-                        let asked = u32::from_str_radix(params[1]["version-rolling.mask"].as_str().unwrap_or("0"), 16).unwrap_or(0);
+                        let asked = u32::from_str_radix(params[1]["version-rolling.mask"].as_str().unwrap_or("0"), 16)
+                            .unwrap_or(0);
                         mask = m & asked;
                         json!({"version-rolling": true, "version-rolling.mask": format!("{mask:08x}")})
                     }
@@ -278,11 +296,15 @@ fn serve(s: TcpStream, conn: u32, log: &Mutex<Log>, behavior: &Mutex<Behavior>, 
                 // Resume: a known session id keeps its extranonce1.
                 if let Some(sid) = params.get(1).and_then(Value::as_str)
                     && let Ok(en1) = hex::decode(sid.trim_start_matches("s-"))
-                        && en1.len() == 4 {
-                            extranonce1 = en1;
-                        }
+                    && en1.len() == 4
+                {
+                    extranonce1 = en1;
+                }
                 let sid = format!("s-{}", hex::encode(&extranonce1));
-                send(&mut w, json!({"id": id, "result": [[["mining.set_difficulty", sid], ["mining.notify", sid]], hex::encode(&extranonce1), b.extranonce2_size], "error": null}))?;
+                send(
+                    &mut w,
+                    json!({"id": id, "result": [[["mining.set_difficulty", sid], ["mining.notify", sid]], hex::encode(&extranonce1), b.extranonce2_size], "error": null}),
+                )?;
             }
             "mining.authorize" => {
                 {
@@ -290,7 +312,10 @@ fn serve(s: TcpStream, conn: u32, log: &Mutex<Log>, behavior: &Mutex<Behavior>, 
                     l.authorizes += 1;
                     l.passwords_seen.push(params[1].as_str().unwrap_or("").to_string());
                 }
-                send(&mut w, json!({"id": id, "result": !b.refuse_auth, "error": if b.refuse_auth { json!([24, "unauthorized worker", null]) } else { json!(null) }}))?;
+                send(
+                    &mut w,
+                    json!({"id": id, "result": !b.refuse_auth, "error": if b.refuse_auth { json!([24, "unauthorized worker", null]) } else { json!(null) }}),
+                )?;
                 if !b.refuse_auth {
                     send(&mut w, json!({"id": null, "method": "mining.set_difficulty", "params": [difficulty]}))?;
                     let j = new_job(&mut job_no, true, &extranonce1, difficulty);
@@ -310,10 +335,19 @@ fn serve(s: TcpStream, conn: u32, log: &Mutex<Log>, behavior: &Mutex<Behavior>, 
                 let vbits = p.get(5).and_then(Value::as_str).and_then(|v| u32::from_str_radix(v, 16).ok());
                 let job = jobs.iter().find(|j| j.id == job_id);
                 let stale = !live.contains(&job_id);
-                let valid = job.is_some_and(|j| en2.len() == b.extranonce2_size && judge(j, &en2, ntime, nonce, vbits, mask));
+                let valid =
+                    job.is_some_and(|j| en2.len() == b.extranonce2_size && judge(j, &en2, ntime, nonce, vbits, mask));
                 let duplicate = !seen.insert((job_id.clone(), en2.clone(), ntime, nonce, vbits));
                 let diff = job.map_or(0.0, |j| j.difficulty);
-                log.lock().unwrap().shares.push(Judged { conn, job_id: job_id.clone(), valid, stale, duplicate, version_bits: vbits, difficulty: diff });
+                log.lock().unwrap().shares.push(Judged {
+                    conn,
+                    job_id: job_id.clone(),
+                    valid,
+                    stale,
+                    duplicate,
+                    version_bits: vbits,
+                    difficulty: diff,
+                });
                 let n_rejects = b.reject_codes.len();
                 let reply = if n_rejects > 0 {
                     let code = b.reject_codes[(log.lock().unwrap().shares.len() - 1) % n_rejects];
@@ -329,7 +363,9 @@ fn serve(s: TcpStream, conn: u32, log: &Mutex<Log>, behavior: &Mutex<Behavior>, 
                     json!({"id": id, "result": true, "error": null})
                 };
                 send(&mut w, reply)?;
-                let mut once = |name: &str, at: Option<usize>| at.is_some_and(|n| valid_here >= n && fired.insert(name.to_string()));
+                let mut once = |name: &str, at: Option<usize>| {
+                    at.is_some_and(|n| valid_here >= n && fired.insert(name.to_string()))
+                };
                 if conn == 1 && once("down", b.down_after) {
                     *down.lock().unwrap() = Some(Instant::now() + Duration::from_millis(b.refuse_ms));
                     return Ok(());
@@ -350,7 +386,10 @@ fn serve(s: TcpStream, conn: u32, log: &Mutex<Log>, behavior: &Mutex<Behavior>, 
                 }
                 if once("extranonce", b.set_extranonce_after) {
                     extranonce1 = vec![0xee, 0xee, 0x00, conn as u8];
-                    send(&mut w, json!({"id": null, "method": "mining.set_extranonce", "params": [hex::encode(&extranonce1), b.extranonce2_size]}))?;
+                    send(
+                        &mut w,
+                        json!({"id": null, "method": "mining.set_extranonce", "params": [hex::encode(&extranonce1), b.extranonce2_size]}),
+                    )?;
                     let j = new_job(&mut job_no, true, &extranonce1, difficulty);
                     live.clear();
                     live.insert(j.id.clone());
@@ -358,15 +397,16 @@ fn serve(s: TcpStream, conn: u32, log: &Mutex<Log>, behavior: &Mutex<Behavior>, 
                     jobs.push(j);
                 }
                 if let Some((after, d)) = b.difficulty_change_after
-                    && once("difficulty", Some(after)) {
-                        difficulty = d;
-                        send(&mut w, json!({"id": null, "method": "mining.set_difficulty", "params": [d]}))?;
-                        // Not clean: shares of the previous job stay valid at its own difficulty.
-                        let j = new_job(&mut job_no, false, &extranonce1, difficulty);
-                        live.insert(j.id.clone());
-                        send(&mut w, j.notify.clone())?;
-                        jobs.push(j);
-                    }
+                    && once("difficulty", Some(after))
+                {
+                    difficulty = d;
+                    send(&mut w, json!({"id": null, "method": "mining.set_difficulty", "params": [d]}))?;
+                    // Not clean: shares of the previous job stay valid at its own difficulty.
+                    let j = new_job(&mut job_no, false, &extranonce1, difficulty);
+                    live.insert(j.id.clone());
+                    send(&mut w, j.notify.clone())?;
+                    jobs.push(j);
+                }
                 if once("clean", b.clean_job_after) {
                     let j = new_job(&mut job_no, true, &extranonce1, difficulty);
                     live.clear();

@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
+use kiln::scan::ScanEvent;
 use kiln::scan::cpu::CpuScanner;
 use kiln::scan::selfcheck::real_header;
-use kiln::scan::ScanEvent;
 use kiln::sha256::Backend;
 use kiln::work::{Header, Target, Work};
 

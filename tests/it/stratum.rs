@@ -14,7 +14,7 @@ use kiln::sha256::Backend;
 use kiln::work::{BlockHash, Work};
 use serde_json::json;
 
-use crate::pool::{job_100000, Behavior, TestPool};
+use crate::pool::{Behavior, TestPool, job_100000};
 
 /// Feeds the real block-100000 job through a session and returns its Job.
 fn session_with_job(mask: Option<u32>) -> (Session, kiln::work::Job) {
@@ -22,7 +22,10 @@ fn session_with_job(mask: Option<u32>) -> (Session, kiln::work::Job) {
     let mut s = Session::new(SessionConfig { version_rolling: mask, ..SessionConfig::new("u", "p") });
     s.start();
     let out = String::from_utf8(s.take_output()).unwrap();
-    let methods: Vec<String> = out.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["method"].as_str().unwrap().to_string()).collect();
+    let methods: Vec<String> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["method"].as_str().unwrap().to_string())
+        .collect();
     let mut want = vec!["mining.subscribe", "mining.authorize"];
     if mask.is_some() {
         want.insert(0, "mining.configure");
@@ -31,14 +34,30 @@ fn session_with_job(mask: Option<u32>) -> (Session, kiln::work::Job) {
     let mut lines = String::new();
     let mut id = 1;
     if mask.is_some() {
-        lines += &format!("{}\n", json!({"id": id, "result": {"version-rolling": true, "version-rolling.mask": "1fffe000"}, "error": null}));
+        lines += &format!(
+            "{}\n",
+            json!({"id": id, "result": {"version-rolling": true, "version-rolling.mask": "1fffe000"}, "error": null})
+        );
         id += 1;
     }
     let sub = &data["subscribe"];
-    lines += &format!("{}\n", json!({"id": id, "result": [[["mining.notify", "abc"]], sub["extranonce1"], sub["extranonce2_size"]], "error": null}));
+    lines += &format!(
+        "{}\n",
+        json!({"id": id, "result": [[["mining.notify", "abc"]], sub["extranonce1"], sub["extranonce2_size"]], "error": null})
+    );
     lines += &format!("{}\n", json!({"id": id + 1, "result": true, "error": null}));
     let n = &data["notify"];
-    let params = json!([n["job_id"], n["prevhash"], n["coinb1"], n["coinb2"], n["merkle_branch"], n["version"], n["nbits"], n["ntime"], n["clean_jobs"]]);
+    let params = json!([
+        n["job_id"],
+        n["prevhash"],
+        n["coinb1"],
+        n["coinb2"],
+        n["merkle_branch"],
+        n["version"],
+        n["nbits"],
+        n["ntime"],
+        n["clean_jobs"]
+    ]);
     lines += &format!("{}\n", json!({"id": null, "method": "mining.notify", "params": params}));
     let events = s.receive(lines.as_bytes());
     let job = events.iter().find_map(|e| if let Event::Job(j) = e { Some(j.clone()) } else { None }).expect("a job");
@@ -93,7 +112,9 @@ impl Scanner for FakeScanner {
     }
 }
 
-fn engine(job_mask: Option<u32>) -> (Engine, FakeScanner, crossbeam_channel::Receiver<Share>, kiln::work::Job, Arc<Stats>) {
+fn engine(
+    job_mask: Option<u32>,
+) -> (Engine, FakeScanner, crossbeam_channel::Receiver<Share>, kiln::work::Job, Arc<Stats>) {
     let (_, mut job) = session_with_job(job_mask);
     job.extranonce2_size = 1;
     let fake = FakeScanner::default();
@@ -193,7 +214,10 @@ pub fn fast_client() -> ClientOptions {
 
 pub fn start_miner(urls: &[String], client: ClientOptions, api: Option<std::net::SocketAddr>) -> Miner {
     Miner::start(MinerConfig {
-        pools: urls.iter().map(|u| PoolConfig { url: u.parse().unwrap(), user: "kiln.test".into(), pass: "s3cret-pass".into() }).collect(),
+        pools: urls
+            .iter()
+            .map(|u| PoolConfig { url: u.parse().unwrap(), user: "kiln.test".into(), pass: "s3cret-pass".into() })
+            .collect(),
         cpu_threads: 1,
         backend: Backend::detect(),
         gpu: GpuSelection::Off,
@@ -222,7 +246,10 @@ fn mines_valid_shares_with_handshake_in_order() {
     assert_eq!((l.configures, l.authorizes), (1, 1));
     assert_eq!(l.invalid(), 0, "every share passes the pool's sha2 check");
     assert_eq!(l.shares.iter().filter(|s| s.duplicate).count(), 0);
-    assert!(l.shares.iter().all(|s| s.version_bits.is_some()), "version rolling was granted: submits carry version bits");
+    assert!(
+        l.shares.iter().all(|s| s.version_bits.is_some()),
+        "version rolling was granted: submits carry version bits"
+    );
     assert!(stats.snapshot().accepted >= 20);
     assert_eq!(stats.snapshot().hw_errors, 0);
 }
@@ -231,7 +258,9 @@ fn mines_valid_shares_with_handshake_in_order() {
 fn difficulty_change_applies_from_the_next_job() {
     let b = Behavior { difficulty_change_after: Some((10, 1.0 / 512.0)), ..Behavior::default() };
     let (pool, m) = mine_against(b);
-    pool.wait_for("shares at the new difficulty", T, |l| l.shares.iter().filter(|s| s.valid && s.difficulty == 1.0 / 512.0).count() >= 3);
+    pool.wait_for("shares at the new difficulty", T, |l| {
+        l.shares.iter().filter(|s| s.valid && s.difficulty == 1.0 / 512.0).count() >= 3
+    });
     m.stop();
     let l = pool.log.lock().unwrap();
     assert_eq!(l.invalid(), 0, "each share meets the difficulty of the job it was mined for");
@@ -241,11 +270,17 @@ fn difficulty_change_applies_from_the_next_job() {
 fn clean_jobs_switch_leaves_at_most_in_flight_stale_shares() {
     let b = Behavior { clean_job_after: Some(10), ..Behavior::default() };
     let (pool, m) = mine_against(b);
-    pool.wait_for("shares on the new job", T, |l| l.shares.iter().filter(|s| s.job_id.ends_with("-2") && s.valid).count() >= 10);
+    pool.wait_for("shares on the new job", T, |l| {
+        l.shares.iter().filter(|s| s.job_id.ends_with("-2") && s.valid).count() >= 10
+    });
     m.stop();
     let l = pool.log.lock().unwrap();
     // Only shares already on the wire when the notify arrived can be stale.
-    assert!(l.shares.iter().filter(|s| s.stale).count() <= 3, "{:?}", l.shares.iter().filter(|s| s.stale).collect::<Vec<_>>());
+    assert!(
+        l.shares.iter().filter(|s| s.stale).count() <= 3,
+        "{:?}",
+        l.shares.iter().filter(|s| s.stale).collect::<Vec<_>>()
+    );
     assert_eq!(l.invalid(), 0);
 }
 
@@ -253,14 +288,18 @@ fn clean_jobs_switch_leaves_at_most_in_flight_stale_shares() {
 fn set_extranonce_is_used_from_the_next_job() {
     let b = Behavior { set_extranonce_after: Some(10), ..Behavior::default() };
     let (pool, m) = mine_against(b);
-    pool.wait_for("shares on the new extranonce", T, |l| l.shares.iter().filter(|s| s.job_id.ends_with("-2") && s.valid).count() >= 10);
+    pool.wait_for("shares on the new extranonce", T, |l| {
+        l.shares.iter().filter(|s| s.job_id.ends_with("-2") && s.valid).count() >= 10
+    });
     m.stop();
     assert_eq!(pool.log.lock().unwrap().invalid(), 0);
 }
 
 fn reconnects_and_keeps_mining(b: Behavior, what: &str) {
     let (pool, m) = mine_against(b);
-    pool.wait_for(what, T, |l| l.connections >= 2 && l.shares.iter().filter(|s| s.job_id.starts_with("j2-") && s.valid).count() >= 5);
+    pool.wait_for(what, T, |l| {
+        l.connections >= 2 && l.shares.iter().filter(|s| s.job_id.starts_with("j2-") && s.valid).count() >= 5
+    });
     let stats = m.stats();
     assert!(m.is_running(), "{what}: never a panic");
     m.stop();
@@ -271,7 +310,9 @@ fn reconnects_and_keeps_mining(b: Behavior, what: &str) {
 #[test]
 fn client_reconnect_is_followed_and_resumes_the_session() {
     let (pool, m) = mine_against(Behavior { reconnect_after: Some(10), ..Behavior::default() });
-    pool.wait_for("shares after the reconnect", T, |l| l.connections >= 2 && l.shares.iter().filter(|s| s.job_id.starts_with("j2-") && s.valid).count() >= 5);
+    pool.wait_for("shares after the reconnect", T, |l| {
+        l.connections >= 2 && l.shares.iter().filter(|s| s.job_id.starts_with("j2-") && s.valid).count() >= 5
+    });
     m.stop();
     let l = pool.log.lock().unwrap();
     // The second subscribe offers the first session's id, which this pool honours.
@@ -356,7 +397,11 @@ fn silent_primary_fails_over_and_the_miner_returns_when_it_recovers() {
 fn refused_authorization_fails_over() {
     let primary = TestPool::start(Behavior { refuse_auth: true, ..Behavior::default() });
     let backup = TestPool::start(Behavior::default());
-    let m = start_miner(&[primary.url(), backup.url()], ClientOptions { primary_retry: Duration::from_secs(600), ..fast_client() }, None);
+    let m = start_miner(
+        &[primary.url(), backup.url()],
+        ClientOptions { primary_retry: Duration::from_secs(600), ..fast_client() },
+        None,
+    );
     backup.wait_for("shares on the backup", T, |l| l.valid() >= 5);
     m.stop();
     assert!(primary.log.lock().unwrap().authorizes >= 2, "retried before failing over");

@@ -3,8 +3,8 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -55,7 +55,12 @@ fn tls_front(backend: SocketAddr) -> (TlsFront, CertificateDer<'static>) {
 }
 
 /// Shuttles bytes between a TLS client and the plain backend until either side closes.
-fn forward(client: TcpStream, backend: SocketAddr, cfg: Arc<rustls::ServerConfig>, stop: &AtomicBool) -> std::io::Result<()> {
+fn forward(
+    client: TcpStream,
+    backend: SocketAddr,
+    cfg: Arc<rustls::ServerConfig>,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
     client.set_read_timeout(Some(Duration::from_millis(5)))?;
     let mut tls = rustls::StreamOwned::new(rustls::ServerConnection::new(cfg).unwrap(), client);
     let mut plain = TcpStream::connect(backend)?;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use bitcoin::{Amount, Block, TxOut};
-use kiln::validate::{read_block, read_prevouts, validate, Report};
+use kiln::validate::{Report, read_block, read_prevouts, validate};
 
 use crate::data::path;
 
@@ -30,7 +30,10 @@ fn block_866342_is_valid_and_every_input_is_accounted_for() {
     assert_eq!(r.block.height(), Some(866342));
     // The spent-type census of the shared data's README.
     assert_eq!(count(&r, "p2wpkh"), 4374);
-    assert_eq!(count(&r, "p2tr-keypath") + count(&r, "interpreter:p2tr-script") + count(&r, "p2tr-scriptpath-checksig"), 2373);
+    assert_eq!(
+        count(&r, "p2tr-keypath") + count(&r, "interpreter:p2tr-script") + count(&r, "p2tr-scriptpath-checksig"),
+        2373
+    );
     // 147 of the 150 script-path spends are inscription-style single-key leaves;
     // the other three are other scripts, for the interpreter.
     assert_eq!(count(&r, "p2tr-scriptpath-checksig"), 147);
@@ -180,7 +183,7 @@ pub fn unused(_: PathBuf) {}
 /// kiln's own witness-commitment and merkle checks agree with rust-bitcoin's.
 #[test]
 fn block_checks_agree_with_rust_bitcoin() {
-    use kiln::validate::{check_block, WitnessCommitment};
+    use kiln::validate::{WitnessCommitment, check_block};
     for h in [866342, 367891] {
         let (b, _) = load(h);
         let c = check_block(&b);
@@ -192,7 +195,12 @@ fn block_checks_agree_with_rust_bitcoin() {
     }
     let (mut b, _) = load(866342);
     let cb = &mut b.txdata[0];
-    let out = cb.output.iter_mut().rev().find(|o| o.script_pubkey.as_bytes().starts_with(&[0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed])).unwrap();
+    let out = cb
+        .output
+        .iter_mut()
+        .rev()
+        .find(|o| o.script_pubkey.as_bytes().starts_with(&[0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed]))
+        .unwrap();
     let mut spk = out.script_pubkey.to_bytes();
     spk[20] ^= 1;
     out.script_pubkey = bitcoin::ScriptBuf::from_bytes(spk);

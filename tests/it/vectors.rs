@@ -3,7 +3,7 @@
 
 use bitcoin::hashes::Hash;
 use bitcoin::{Amount, ScriptBuf, Transaction, TxOut, Witness};
-use kiln::validate::extract::{extract_tx, ScriptType, SigCheck};
+use kiln::validate::extract::{ScriptType, SigCheck, extract_tx};
 use kiln::validate::oracle::ALL_FLAGS;
 use kiln::validate::sighash;
 use kiln::validate::verify::{run_check, verify_ecdsa_policy, verify_schnorr_any_len};
@@ -17,7 +17,8 @@ fn bip340_vectors_0_to_18() {
     for line in text.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
         let (index, pk, msg, sig, expect) = (f[0], f[2], f[4], f[5], f[6] == "TRUE");
-        let got = verify_schnorr_any_len(&hex::decode(sig).unwrap(), &hex::decode(pk).unwrap(), &hex::decode(msg).unwrap());
+        let got =
+            verify_schnorr_any_len(&hex::decode(sig).unwrap(), &hex::decode(pk).unwrap(), &hex::decode(msg).unwrap());
         assert_eq!(got, expect, "BIP340 vector {index}");
         n += 1;
     }
@@ -26,7 +27,8 @@ fn bip340_vectors_0_to_18() {
 
 #[test]
 fn wycheproof_ecdsa_secp256k1_bitcoin() {
-    let v: serde_json::Value = serde_json::from_slice(&read("vectors/wycheproof/ecdsa_secp256k1_sha256_bitcoin_test.json")).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&read("vectors/wycheproof/ecdsa_secp256k1_sha256_bitcoin_test.json")).unwrap();
     let mut n = 0;
     for g in v["testGroups"].as_array().unwrap() {
         let pk = hex::decode(g["publicKey"]["uncompressed"].as_str().unwrap()).unwrap();
@@ -86,8 +88,12 @@ fn bip341_wallet_key_path_spends() {
     let mut n = 0;
     for case in kps["inputSpending"].as_array().unwrap() {
         let i = case["given"]["txinIndex"].as_u64().unwrap() as usize;
-        let items: Vec<Vec<u8>> =
-            case["expected"]["witness"].as_array().unwrap().iter().map(|w| hex::decode(w.as_str().unwrap()).unwrap()).collect();
+        let items: Vec<Vec<u8>> = case["expected"]["witness"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| hex::decode(w.as_str().unwrap()).unwrap())
+            .collect();
         let mut tx = unsigned.clone();
         tx.input[i].witness = Witness::from_slice(&items);
         let checks = extract_tx(&tx, 1, &spent, ALL_FLAGS);
@@ -126,7 +132,10 @@ fn bip143_examples() {
                 txout("2103c9f4836b9a4f77fc0d81f7bcb01b7f1b35916864b9476c241ce9fc198bd25432ac", 625_000_000),
                 txout("00141d0f172a0ecb48aee1be1f2687d2963ae33f71a1", 600_000_000),
             ],
-            vec![(0, ScriptType::P2pk, vec![]), (1, ScriptType::P2wpkh, vec!["c37af31116d1b27caf68aae9e3ac82f1477929014d5b917657d0eb49478cb670"])],
+            vec![
+                (0, ScriptType::P2pk, vec![]),
+                (1, ScriptType::P2wpkh, vec!["c37af31116d1b27caf68aae9e3ac82f1477929014d5b917657d0eb49478cb670"]),
+            ],
         ),
         (
             // P2SH-P2WPKH.
@@ -175,15 +184,96 @@ fn bip143_examples() {
 /// decimal numbers, 'strings', opcode names with or without `OP_`.
 fn parse_core_script(s: &str) -> Result<Vec<u8>, String> {
     const NAMES: [&str; 90] = [
-        "NOP", "VER", "IF", "NOTIF", "VERIF", "VERNOTIF", "ELSE", "ENDIF", "VERIFY", "RETURN", "TOALTSTACK", "FROMALTSTACK",
-        "2DROP", "2DUP", "3DUP", "2OVER", "2ROT", "2SWAP", "IFDUP", "DEPTH", "DROP", "DUP", "NIP", "OVER", "PICK", "ROLL",
-        "ROT", "SWAP", "TUCK", "CAT", "SUBSTR", "LEFT", "RIGHT", "SIZE", "INVERT", "AND", "OR", "XOR", "EQUAL",
-        "EQUALVERIFY", "RESERVED1", "RESERVED2", "1ADD", "1SUB", "2MUL", "2DIV", "NEGATE", "ABS", "NOT", "0NOTEQUAL",
-        "ADD", "SUB", "MUL", "DIV", "MOD", "LSHIFT", "RSHIFT", "BOOLAND", "BOOLOR", "NUMEQUAL", "NUMEQUALVERIFY",
-        "NUMNOTEQUAL", "LESSTHAN", "GREATERTHAN", "LESSTHANOREQUAL", "GREATERTHANOREQUAL", "MIN", "MAX", "WITHIN",
-        "RIPEMD160", "SHA1", "SHA256", "HASH160", "HASH256", "CODESEPARATOR", "CHECKSIG", "CHECKSIGVERIFY",
-        "CHECKMULTISIG", "CHECKMULTISIGVERIFY", "NOP1", "CHECKLOCKTIMEVERIFY", "CHECKSEQUENCEVERIFY", "NOP4", "NOP5",
-        "NOP6", "NOP7", "NOP8", "NOP9", "NOP10", "CHECKSIGADD",
+        "NOP",
+        "VER",
+        "IF",
+        "NOTIF",
+        "VERIF",
+        "VERNOTIF",
+        "ELSE",
+        "ENDIF",
+        "VERIFY",
+        "RETURN",
+        "TOALTSTACK",
+        "FROMALTSTACK",
+        "2DROP",
+        "2DUP",
+        "3DUP",
+        "2OVER",
+        "2ROT",
+        "2SWAP",
+        "IFDUP",
+        "DEPTH",
+        "DROP",
+        "DUP",
+        "NIP",
+        "OVER",
+        "PICK",
+        "ROLL",
+        "ROT",
+        "SWAP",
+        "TUCK",
+        "CAT",
+        "SUBSTR",
+        "LEFT",
+        "RIGHT",
+        "SIZE",
+        "INVERT",
+        "AND",
+        "OR",
+        "XOR",
+        "EQUAL",
+        "EQUALVERIFY",
+        "RESERVED1",
+        "RESERVED2",
+        "1ADD",
+        "1SUB",
+        "2MUL",
+        "2DIV",
+        "NEGATE",
+        "ABS",
+        "NOT",
+        "0NOTEQUAL",
+        "ADD",
+        "SUB",
+        "MUL",
+        "DIV",
+        "MOD",
+        "LSHIFT",
+        "RSHIFT",
+        "BOOLAND",
+        "BOOLOR",
+        "NUMEQUAL",
+        "NUMEQUALVERIFY",
+        "NUMNOTEQUAL",
+        "LESSTHAN",
+        "GREATERTHAN",
+        "LESSTHANOREQUAL",
+        "GREATERTHANOREQUAL",
+        "MIN",
+        "MAX",
+        "WITHIN",
+        "RIPEMD160",
+        "SHA1",
+        "SHA256",
+        "HASH160",
+        "HASH256",
+        "CODESEPARATOR",
+        "CHECKSIG",
+        "CHECKSIGVERIFY",
+        "CHECKMULTISIG",
+        "CHECKMULTISIGVERIFY",
+        "NOP1",
+        "CHECKLOCKTIMEVERIFY",
+        "CHECKSEQUENCEVERIFY",
+        "NOP4",
+        "NOP5",
+        "NOP6",
+        "NOP7",
+        "NOP8",
+        "NOP9",
+        "NOP10",
+        "CHECKSIGADD",
     ];
     let mut out = Vec::new();
     let push = |out: &mut Vec<u8>, d: &[u8]| {
@@ -270,21 +360,32 @@ fn core_flags(names: &str) -> (u32, bool) {
 #[test]
 fn core_tx_valid_and_invalid_cases() {
     use bitcoinconsensus::*;
-    let all = VERIFY_P2SH | VERIFY_DERSIG | VERIFY_NULLDUMMY | VERIFY_CHECKLOCKTIMEVERIFY | VERIFY_CHECKSEQUENCEVERIFY | VERIFY_WITNESS | VERIFY_TAPROOT;
+    let all = VERIFY_P2SH
+        | VERIFY_DERSIG
+        | VERIFY_NULLDUMMY
+        | VERIFY_CHECKLOCKTIMEVERIFY
+        | VERIFY_CHECKSEQUENCEVERIFY
+        | VERIFY_WITNESS
+        | VERIFY_TAPROOT;
     let (mut compared_inputs, mut asserted_invalid, mut not_asserted) = (0, 0, 0);
-    for (file, valid) in [("vectors/bitcoin-core/tx_valid.json", true), ("vectors/bitcoin-core/tx_invalid.json", false)] {
+    for (file, valid) in [("vectors/bitcoin-core/tx_valid.json", true), ("vectors/bitcoin-core/tx_invalid.json", false)]
+    {
         let v: serde_json::Value = serde_json::from_slice(&read(file)).unwrap();
         for case in v.as_array().unwrap().iter().filter(|c| c[0].is_array()) {
-            let tx: Transaction = match bitcoin::consensus::deserialize(&hex::decode(case[1].as_str().unwrap()).unwrap()) {
-                Ok(tx) => tx,
-                Err(_) if !valid => continue, // undecodable: invalid before any script runs
-                Err(e) => panic!("tx_valid case does not decode: {e}"),
-            };
+            let tx: Transaction =
+                match bitcoin::consensus::deserialize(&hex::decode(case[1].as_str().unwrap()).unwrap()) {
+                    Ok(tx) => tx,
+                    Err(_) if !valid => continue, // undecodable: invalid before any script runs
+                    Err(e) => panic!("tx_valid case does not decode: {e}"),
+                };
             let mut prevouts = std::collections::HashMap::new();
             for p in case[0].as_array().unwrap() {
                 let spk = parse_core_script(p[2].as_str().unwrap()).unwrap_or_else(|e| panic!("{e} in {case}"));
                 let index = p[1].as_i64().unwrap() as u32;
-                prevouts.insert((p[0].as_str().unwrap().to_string(), index), txout(&hex::encode(spk), p.get(3).and_then(|a| a.as_u64()).unwrap_or(0)));
+                prevouts.insert(
+                    (p[0].as_str().unwrap().to_string(), index),
+                    txout(&hex::encode(spk), p.get(3).and_then(|a| a.as_u64()).unwrap_or(0)),
+                );
             }
             let Some(spent): Option<Vec<TxOut>> = tx
                 .input
@@ -317,6 +418,8 @@ fn core_tx_valid_and_invalid_cases() {
             }
         }
     }
-    eprintln!("compared {compared_inputs} inputs; {asserted_invalid} invalid cases asserted; {not_asserted} policy/BADTX cases compared only");
+    eprintln!(
+        "compared {compared_inputs} inputs; {asserted_invalid} invalid cases asserted; {not_asserted} policy/BADTX cases compared only"
+    );
     assert!(compared_inputs > 250 && asserted_invalid > 40, "{compared_inputs} {asserted_invalid}");
 }

@@ -10,7 +10,9 @@ pub const MAX_LINE: usize = 64 * 1024;
 pub enum Frame {
     Line(String),
     /// A line longer than [`MAX_LINE`] (its bytes were discarded).
-    TooLong { len: usize },
+    TooLong {
+        len: usize,
+    },
     /// A line that is not UTF-8.
     NotUtf8,
 }

@@ -1,7 +1,7 @@
 //! Stratum V1 messages: JSON-RPC lines in, typed values out, and the
 //! requests kiln sends. Field byte orders are owned by the types here.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// Stratum's previous-block hash: 32 bytes in internal order, transmitted
 /// with every 4-byte word byte-swapped. This type owns that swap.
@@ -63,7 +63,8 @@ impl Notify {
             .iter()
             .map(|h| {
                 let mut b = [0u8; 32];
-                hex::decode_to_slice(h.as_str().unwrap_or(""), &mut b).map_err(|_| "merkle_branch entry is not 32 bytes of hex".to_string())?;
+                hex::decode_to_slice(h.as_str().unwrap_or(""), &mut b)
+                    .map_err(|_| "merkle_branch entry is not 32 bytes of hex".to_string())?;
                 Ok(b)
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -151,8 +152,13 @@ impl RejectReason {
     /// From the error value (`[code, message, data]` or an object with `code`).
     pub fn from_error(err: &Value) -> (Self, String) {
         let (code, msg) = match err {
-            Value::Array(a) => (a.first().and_then(Value::as_i64), a.get(1).and_then(Value::as_str).unwrap_or("").to_string()),
-            Value::Object(o) => (o.get("code").and_then(Value::as_i64), o.get("message").and_then(Value::as_str).unwrap_or("").to_string()),
+            Value::Array(a) => {
+                (a.first().and_then(Value::as_i64), a.get(1).and_then(Value::as_str).unwrap_or("").to_string())
+            }
+            Value::Object(o) => (
+                o.get("code").and_then(Value::as_i64),
+                o.get("message").and_then(Value::as_str).unwrap_or("").to_string(),
+            ),
             Value::String(s) => (None, s.clone()),
             _ => (None, String::new()),
         };

@@ -4,10 +4,10 @@
 
 use std::collections::HashMap;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::codec::{Frame, LineCodec};
-use super::messages::{request, response, Incoming, Notify, RejectReason};
+use super::messages::{Incoming, Notify, RejectReason, request, response};
 use crate::work::{Difficulty, Job, Target};
 
 /// BIP320's general-purpose version bits: what kiln asks to roll.
@@ -59,17 +59,35 @@ pub struct Share {
 /// What the session tells its owner.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
-    Subscribed { session_id: Option<String>, extranonce1: Vec<u8>, extranonce2_size: usize },
-    Authorized { ok: bool, error: String },
+    Subscribed {
+        session_id: Option<String>,
+        extranonce1: Vec<u8>,
+        extranonce2_size: usize,
+    },
+    Authorized {
+        ok: bool,
+        error: String,
+    },
     /// The mask the pool granted (`None`: refused or unsupported).
     VersionMask(Option<u32>),
     /// A job ready to mine (the session is subscribed).
     Job(Job),
     Difficulty(f64),
     /// New extranonce for jobs from the next notify on.
-    Extranonce { extranonce1: Vec<u8>, extranonce2_size: usize },
-    ShareResult { id: u64, accepted: bool, reason: Option<(RejectReason, String)> },
-    Reconnect { host: Option<String>, port: Option<u16>, wait_s: u64 },
+    Extranonce {
+        extranonce1: Vec<u8>,
+        extranonce2_size: usize,
+    },
+    ShareResult {
+        id: u64,
+        accepted: bool,
+        reason: Option<(RejectReason, String)>,
+    },
+    Reconnect {
+        host: Option<String>,
+        port: Option<u16>,
+        wait_s: u64,
+    },
     Message(String),
     /// The pool broke the protocol; the driver should log and reconnect.
     Protocol(String),
@@ -195,7 +213,10 @@ impl Session {
                     Ok(msg) => self.handle(msg, &mut events),
                     Err(e) => events.push(Event::Protocol(format!("{e} in line: {}", preview(&line)))),
                 },
-                Frame::TooLong { len } => events.push(Event::Protocol(format!("line of {len} bytes exceeds the {} byte limit", super::codec::MAX_LINE))),
+                Frame::TooLong { len } => events.push(Event::Protocol(format!(
+                    "line of {len} bytes exceeds the {} byte limit",
+                    super::codec::MAX_LINE
+                ))),
                 Frame::NotUtf8 => events.push(Event::Protocol("line is not UTF-8".into())),
             }
         }
@@ -237,11 +258,9 @@ impl Session {
     fn on_response(&mut self, what: Pending, id: u64, result: Value, error: Value, ev: &mut Vec<Event>) {
         match what {
             Pending::Configure => {
-                let granted = result
-                    .get("version-rolling")
-                    .and_then(Value::as_bool)
-                    .filter(|ok| *ok)
-                    .and_then(|_| result.get("version-rolling.mask")?.as_str().and_then(|m| u32::from_str_radix(m, 16).ok()));
+                let granted = result.get("version-rolling").and_then(Value::as_bool).filter(|ok| *ok).and_then(|_| {
+                    result.get("version-rolling.mask")?.as_str().and_then(|m| u32::from_str_radix(m, 16).ok())
+                });
                 // The pool's mask is the limit: never roll bits we did not ask for.
                 self.version_mask = granted.map_or(0, |m| m & self.cfg.version_rolling.unwrap_or(0));
                 ev.push(Event::VersionMask((self.version_mask != 0).then_some(self.version_mask)));
@@ -252,10 +271,13 @@ impl Session {
                 let size = r.and_then(|a| a.get(2)?.as_u64());
                 match (en1, size) {
                     (Some(en1), Some(size)) if (1..=16).contains(&size) => {
-                        let session_id = r.and_then(|a| a.first()?.as_array()?.iter().find_map(|sub| {
-                            let s = sub.as_array()?;
-                            (s.first()?.as_str()? == "mining.notify").then(|| s.get(1)?.as_str().map(String::from))?
-                        }));
+                        let session_id = r.and_then(|a| {
+                            a.first()?.as_array()?.iter().find_map(|sub| {
+                                let s = sub.as_array()?;
+                                (s.first()?.as_str()? == "mining.notify")
+                                    .then(|| s.get(1)?.as_str().map(String::from))?
+                            })
+                        });
                         self.extranonce1 = Some(en1.clone());
                         self.extranonce2_size = size as usize;
                         ev.push(Event::Subscribed { session_id, extranonce1: en1, extranonce2_size: size as usize });
@@ -266,12 +288,18 @@ impl Session {
                             self.emit_job(n, ev);
                         }
                     }
-                    _ => ev.push(Event::Protocol(format!("bad subscribe result {} (error {error})", preview(&result.to_string())))),
+                    _ => ev.push(Event::Protocol(format!(
+                        "bad subscribe result {} (error {error})",
+                        preview(&result.to_string())
+                    ))),
                 }
             }
             Pending::Authorize => {
                 self.authorized = result.as_bool() == Some(true);
-                ev.push(Event::Authorized { ok: self.authorized, error: if error.is_null() { String::new() } else { error.to_string() } });
+                ev.push(Event::Authorized {
+                    ok: self.authorized,
+                    error: if error.is_null() { String::new() } else { error.to_string() },
+                });
             }
             Pending::ExtranonceSubscribe | Pending::SuggestDifficulty => {}
             Pending::Submit => {
@@ -326,7 +354,10 @@ impl Session {
             }
             "client.reconnect" => {
                 let host = params.get(0).and_then(Value::as_str).filter(|h| !h.is_empty()).map(String::from);
-                let port = params.get(1).and_then(|p| p.as_u64().or_else(|| p.as_str()?.parse().ok())).and_then(|p| u16::try_from(p).ok());
+                let port = params
+                    .get(1)
+                    .and_then(|p| p.as_u64().or_else(|| p.as_str()?.parse().ok()))
+                    .and_then(|p| u16::try_from(p).ok());
                 let wait_s = params.get(2).and_then(|w| w.as_u64().or_else(|| w.as_str()?.parse().ok())).unwrap_or(0);
                 ev.push(Event::Reconnect { host, port, wait_s });
             }

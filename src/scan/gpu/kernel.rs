@@ -245,9 +245,8 @@ impl Kernel {
     /// Queues one dispatch over `count` nonces from `start` (count > 0).
     pub(crate) fn submit(&self, slot: &mut Slot, p: &ScanParams, start: u32, count: u32) {
         self.queue.write_buffer(&slot.params, 0, bytemuck::bytes_of(&GpuParams::new(p, start, count)));
-        let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("kiln scan encoder"),
-        });
+        let mut enc =
+            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kiln scan encoder") });
         enc.clear_buffer(&slot.results, 0, Some(4));
         {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {

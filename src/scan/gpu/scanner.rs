@@ -18,7 +18,7 @@ use crossbeam_channel::Sender;
 
 use super::kernel::{Kernel, Slot};
 use crate::scan::slot::WorkSlot;
-use crate::scan::{candidate_event, ScanEvent};
+use crate::scan::{ScanEvent, candidate_event};
 use crate::work::Work;
 
 /// Dispatches queued at once.
@@ -137,7 +137,13 @@ struct Flight {
     count: u64,
 }
 
-fn run(k: &Kernel, opts: &GpuScannerOptions, sh: &Shared, events: &Sender<ScanEvent>, name: &str) -> Result<(), String> {
+fn run(
+    k: &Kernel,
+    opts: &GpuScannerOptions,
+    sh: &Shared,
+    events: &Sender<ScanEvent>,
+    name: &str,
+) -> Result<(), String> {
     let granule = k.granule() as u64;
     let round = |n: u64| (n / granule).max(1) * granule;
     let mut batch: u64 = match opts.intensity {
@@ -216,14 +222,17 @@ fn run(k: &Kernel, opts: &GpuScannerOptions, sh: &Shared, events: &Sender<ScanEv
         }
         // Autotune: with the queue kept full, the gap between completions is
         // the GPU time of one dispatch.
-        if opts.intensity.is_none() && !r.overflowed() && f.count == batch
-            && let Some(prev) = last_done {
-                let took = now.duration_since(prev).as_secs_f64().max(1e-6);
-                let want = opts.switch_budget.as_secs_f64() / IN_FLIGHT as f64;
-                let factor = (want / took).clamp(0.5, 2.0);
-                batch = round(((batch as f64) * factor) as u64).clamp(granule, 1 << 32);
-                sh.batch.store(batch, Ordering::Relaxed);
-            }
+        if opts.intensity.is_none()
+            && !r.overflowed()
+            && f.count == batch
+            && let Some(prev) = last_done
+        {
+            let took = now.duration_since(prev).as_secs_f64().max(1e-6);
+            let want = opts.switch_budget.as_secs_f64() / IN_FLIGHT as f64;
+            let factor = (want / took).clamp(0.5, 2.0);
+            batch = round(((batch as f64) * factor) as u64).clamp(granule, 1 << 32);
+            sh.batch.store(batch, Ordering::Relaxed);
+        }
         last_done = Some(now);
     }
 }
