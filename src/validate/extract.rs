@@ -110,14 +110,11 @@ fn pushes(script: &Script) -> Option<Vec<&[u8]>> {
         .collect()
 }
 
-/// True when the script code holds an OP_CODESEPARATOR, or a push equal to
-/// `sig` (which legacy FindAndDelete would remove), or does not parse.
-fn script_code_is_special(script: &Script, sig: &[u8]) -> bool {
-    script.instructions().any(|ins| match ins {
-        Ok(Instruction::Op(op)) => op == bitcoin::opcodes::all::OP_CODESEPARATOR,
-        Ok(Instruction::PushBytes(b)) => !sig.is_empty() && b.as_bytes() == sig,
-        Err(_) => true,
-    })
+/// True when legacy FindAndDelete would change the script code: it holds a
+/// push equal to the signature. (Template script codes have exact shapes, so
+/// they never hold an OP_CODESEPARATOR.)
+fn find_and_delete_applies(script: &Script, sig: &[u8]) -> bool {
+    script.instructions().any(|ins| matches!(ins, Ok(Instruction::PushBytes(b)) if b.as_bytes() == sig))
 }
 
 /// Whether `rest` (what follows `<key> OP_CHECKSIG` in a tapscript leaf) is
@@ -298,16 +295,16 @@ impl TxCtx<'_> {
         sig: &[u8],
         t: ScriptType,
     ) -> Result<(ecdsa::Signature, Message), Extract> {
-        // FindAndDelete and OP_CODESEPARATOR change the script code: leave those to the interpreter.
-        if script_code_is_special(script_code, sig) {
-            return Err(Interpreter("legacy-script-code"));
+        // FindAndDelete would change the script code: leave that to the interpreter.
+        if find_and_delete_applies(script_code, sig) {
+            return Err(Interpreter("find-and-delete"));
         }
         let (s, ht) = match parse_ecdsa(sig, self.strict_der()) {
             Ok(Some(x)) => x,
             Ok(None) => return Err(Interpreter("lax-der")),
             Err(e) => return Err(fail(t, e)),
         };
-        let h = super::sighash::legacy(self.tx, i, script_code, ht).map_err(|e| fail(t, e))?;
+        let h = super::sighash::legacy_with(&self.cache, i, script_code, ht).map_err(|e| fail(t, e))?;
         Ok((s, msg(h)))
     }
 
@@ -333,9 +330,6 @@ impl TxCtx<'_> {
                 .map_err(|e| fail(t, e.to_string()))?
                 .to_byte_array()
         } else {
-            if script_code_is_special(script_code, &[]) {
-                return Err(Interpreter("codeseparator"));
-            }
             self.cache
                 .p2wsh_signature_hash(i, script_code, value, ht)
                 .map_err(|e| fail(t, e.to_string()))?

@@ -1,5 +1,7 @@
 //! Sighash helpers where consensus and rust-bitcoin's API differ in shape.
 
+use std::borrow::Borrow;
+
 use bitcoin::hashes::Hash;
 use bitcoin::script::Instruction;
 use bitcoin::sighash::SighashCache;
@@ -13,6 +15,19 @@ use bitcoin::{Script, ScriptBuf, Transaction};
 /// # Errors
 /// When `input_index` is out of range.
 pub fn legacy(tx: &Transaction, input_index: usize, script_code: &Script, hash_type: u32) -> Result<[u8; 32], String> {
+    legacy_with(&SighashCache::new(tx), input_index, script_code, hash_type)
+}
+
+/// [`legacy`] with the transaction's sighash cache already made.
+///
+/// # Errors
+/// When `input_index` is out of range.
+pub fn legacy_with<T: Borrow<Transaction>>(
+    cache: &SighashCache<T>,
+    input_index: usize,
+    script_code: &Script,
+    hash_type: u32,
+) -> Result<[u8; 32], String> {
     let cleaned;
     let code = if script_code
         .instructions()
@@ -23,10 +38,7 @@ pub fn legacy(tx: &Transaction, input_index: usize, script_code: &Script, hash_t
     } else {
         script_code
     };
-    SighashCache::new(tx)
-        .legacy_signature_hash(input_index, code, hash_type)
-        .map(|h| h.to_byte_array())
-        .map_err(|e| e.to_string())
+    cache.legacy_signature_hash(input_index, code, hash_type).map(|h| h.to_byte_array()).map_err(|e| e.to_string())
 }
 
 /// The script with every OP_CODESEPARATOR opcode removed (push data untouched).

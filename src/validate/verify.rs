@@ -64,9 +64,11 @@ impl Report {
 ///
 /// # Errors
 /// Why the input is invalid.
-pub fn run_check(
+/// `tx_bytes` gives the serialized transaction; it is only called for
+/// interpreter checks, so callers can serialize lazily.
+pub fn run_check<'a>(
     check: &SigCheck,
-    tx_bytes: impl FnOnce() -> Vec<u8>,
+    tx_bytes: impl FnOnce() -> &'a [u8],
     spent: &[TxOut],
     index: usize,
 ) -> Result<usize, String> {
@@ -99,7 +101,7 @@ pub fn run_check(
             }
             Ok(verifications)
         }
-        SigCheck::Interpreter { flags } => oracle::verify_input(&tx_bytes(), spent, index, *flags).map(|_| 0),
+        SigCheck::Interpreter { flags } => oracle::verify_input(tx_bytes(), spent, index, *flags).map(|_| 0),
         SigCheck::Fail(why) => Err(why.clone()),
         SigCheck::NoSignature => Ok(0),
     }
@@ -144,7 +146,7 @@ fn validate_in_pool(block: &Block, prevouts: &[TxOut], inputs: usize) -> Result<
         .with_min_len(BATCH)
         .map(|c| {
             let bytes = || {
-                tx_bytes[c.tx_index].get_or_init(|| bitcoin::consensus::serialize(&block.txdata[c.tx_index])).clone()
+                tx_bytes[c.tx_index].get_or_init(|| bitcoin::consensus::serialize(&block.txdata[c.tx_index])).as_slice()
             };
             run_check(&c.check, bytes, per_tx[c.tx_index], c.input_index)
         })

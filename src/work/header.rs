@@ -12,14 +12,6 @@ use crate::sha256;
 pub struct BlockHash(pub [u8; 32]);
 
 impl BlockHash {
-    /// Parses the reversed hex form people see (64 hex digits).
-    pub fn from_display_hex(s: &str) -> Result<Self, HeaderError> {
-        let mut b = [0u8; 32];
-        hex::decode_to_slice(s.trim(), &mut b).map_err(|_| HeaderError::BadHex)?;
-        b.reverse();
-        Ok(BlockHash(b))
-    }
-
     /// The hash as a 256-bit little-endian number's limbs (least significant first).
     pub fn to_le_limbs(&self) -> [u64; 4] {
         core::array::from_fn(|i| u64::from_le_bytes(self.0[8 * i..8 * i + 8].try_into().unwrap()))

@@ -60,11 +60,6 @@ impl Work {
         let hash = BlockHash(sha256d_header(&self.header_with_nonce(nonce)));
         self.target.is_met_by(&hash).then_some(hash)
     }
-
-    /// The decoded header template.
-    pub fn decoded_header(&self) -> Header {
-        Header::parse(&self.header).expect("80 bytes")
-    }
 }
 
 /// A mining job as a pool (or node) states it: everything needed to build

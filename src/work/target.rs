@@ -96,14 +96,6 @@ impl Target {
         b
     }
 
-    /// Parses the big-endian hex form (as in getblocktemplate's `target`).
-    pub fn from_be_hex(s: &str) -> Option<Self> {
-        let mut b = [0u8; 32];
-        hex::decode_to_slice(s.trim(), &mut b).ok()?;
-        b.reverse();
-        Some(Target::from_le_bytes(b))
-    }
-
     pub fn is_zero(&self) -> bool {
         self.limbs == [0; 4]
     }

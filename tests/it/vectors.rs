@@ -102,13 +102,14 @@ fn bip341_wallet_key_path_spends() {
         let SigCheck::Schnorr { msg, .. } = &c.check else { panic!("input {i}: {:?}", c.check) };
         let want = hex::decode(case["intermediary"]["sigHash"].as_str().unwrap()).unwrap();
         assert_eq!(msg.as_ref().to_vec(), want, "sighash of input {i}");
-        run_check(&c.check, || bitcoin::consensus::serialize(&tx), &spent, i).unwrap();
+        let bytes = bitcoin::consensus::serialize(&tx);
+        run_check(&c.check, || &bytes[..], &spent, i).unwrap();
         // A flipped signature bit must fail.
         let mut bad = items.clone();
         bad[0][5] ^= 1;
         tx.input[i].witness = Witness::from_slice(&bad);
         let c = &extract_tx(&tx, 1, &spent, ALL_FLAGS)[i];
-        assert!(run_check(&c.check, Vec::new, &spent, i).is_err());
+        assert!(run_check(&c.check, || &[][..], &spent, i).is_err());
         n += 1;
     }
     assert_eq!(n, 7);
@@ -175,7 +176,8 @@ fn bip143_examples() {
             if !sighashes.is_empty() {
                 assert_eq!(msgs, sighashes, "sighashes of input {i}");
             }
-            run_check(&c.check, || bitcoin::consensus::serialize(&tx), &spent, i).unwrap();
+            let bytes = bitcoin::consensus::serialize(&tx);
+            run_check(&c.check, || &bytes[..], &spent, i).unwrap();
         }
     }
 }
@@ -402,7 +404,7 @@ fn core_tx_valid_and_invalid_cases() {
             let checks = extract_tx(&tx, 1, &spent, flags);
             let mut any_bad = false;
             for c in &checks {
-                let kiln_ok = run_check(&c.check, || bytes.clone(), &spent, c.input_index).is_ok();
+                let kiln_ok = run_check(&c.check, || &bytes[..], &spent, c.input_index).is_ok();
                 let core_ok = kiln::validate::oracle::verify_input(&bytes, &spent, c.input_index, flags).is_ok();
                 assert_eq!(kiln_ok, core_ok, "{file}: input {} ({:?}) of {case}", c.input_index, c.script_type);
                 any_bad |= !kiln_ok;

@@ -77,11 +77,6 @@ impl LineCodec {
         }
         out
     }
-
-    /// Bytes of an incomplete line held back.
-    pub fn pending(&self) -> usize {
-        self.buf.len()
-    }
 }
 
 #[cfg(test)]

@@ -199,11 +199,6 @@ impl Session {
         self.difficulty
     }
 
-    /// Requests still unanswered (a stalled pool leaves these behind).
-    pub fn pending_requests(&self) -> usize {
-        self.pending.len()
-    }
-
     /// Feeds bytes from the pool.
     pub fn receive(&mut self, bytes: &[u8]) -> Vec<Event> {
         let mut events = Vec::new();
