@@ -303,12 +303,7 @@ fn run_bench(
         }
         for &t in &thread_counts {
             let label = format!("{} × {t} thread{}", b.name(), if t == 1 { "" } else { "s" });
-            let mut row = bench::bench_cpu(b, t, seconds, |done, rate| {
-                if tty {
-                    eprint!("\r  {label:<24} {:>3.0}%  {rate:>8.2} MH/s   ", done * 100.0);
-                    let _ = std::io::stderr().flush();
-                }
-            });
+            let mut row = bench::bench_cpu(b, t, seconds, progress(tty, &label));
             if tty {
                 eprintln!();
             } else {
@@ -358,12 +353,7 @@ fn run_bench(
             let name = k.desc.name.clone();
             let label = format!("gpu{} {}", k.desc.index, name);
             let gopts = GpuScannerOptions { intensity: gpu_args.gpu_intensity, ..Default::default() };
-            match bench::bench_gpu(k, gopts, seconds, |done, rate| {
-                if tty {
-                    eprint!("\r  {label:<24} {:>3.0}%  {rate:>8.2} MH/s   ", done * 100.0);
-                    let _ = std::io::stderr().flush();
-                }
-            }) {
+            match bench::bench_gpu(k, gopts, seconds, progress(tty, &label)) {
                 Ok((row, batch)) => {
                     if tty {
                         eprintln!();
@@ -385,6 +375,16 @@ fn run_bench(
         print_table(&rows, reference.as_ref());
     }
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// A progress line on a terminal (`fraction done`, current MH/s); nothing otherwise.
+fn progress(tty: bool, label: &str) -> impl FnMut(f64, f64) + '_ {
+    move |done, rate| {
+        if tty {
+            eprint!("\r  {label:<24} {:>3.0}%  {rate:>8.2} MH/s   ", done * 100.0);
+            let _ = std::io::stderr().flush();
+        }
+    }
 }
 
 fn print_table(rows: &[BenchResult], reference: Option<&Reference>) {

@@ -35,7 +35,7 @@ pub enum Recheck {
 
 /// Re-checks a kernel candidate on the portable path.
 pub fn recheck(work: &Work, nonce: u32) -> Recheck {
-    let hash = BlockHash(crate::sha256::sha256d_header(&work.header_with_nonce(nonce)));
+    let hash = work.hash(nonce);
     let top = u32::from_le_bytes(hash.0[28..32].try_into().expect("4 bytes"));
     if top > work.params.target_hi {
         Recheck::HardwareError

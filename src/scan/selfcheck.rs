@@ -16,14 +16,16 @@ pub const REAL_HEADERS: [(&str, &str); 2] = [
     ),
 ];
 
-/// Why a backend failed its self-check.
+/// Why a kernel failed its self-check.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SelfCheckError {
-    #[error("{backend} missed the real nonce {nonce:#010x} of {block}")]
-    MissedNonce { backend: &'static str, block: &'static str, nonce: u32 },
-    #[error("{backend} reported {got} candidates where the portable kernel found {want} ({what})")]
-    Mismatch { backend: &'static str, what: String, got: usize, want: usize },
+    #[error("{kernel} missed the real nonce {nonce:#010x} of {block}")]
+    MissedNonce { kernel: String, block: &'static str, nonce: u32 },
+    #[error("{kernel} reported {got} candidates where the portable kernel found {want} ({what})")]
+    Mismatch { kernel: String, what: String, got: usize, want: usize },
+    #[error("{kernel} failed while checking: {reason}")]
+    Device { kernel: String, reason: String },
 }
 
 /// Decodes one of [`REAL_HEADERS`].
@@ -35,68 +37,57 @@ pub fn real_header(i: usize) -> [u8; 80] {
 
 /// Checks `backend` on the real headers (it must find each block's nonce in a
 /// range around it, at the block's own target) and against the portable kernel
-/// at an easy target, over a range whose length is not a multiple of any width.
+/// at an easy target, over ranges whose lengths are not a multiple of any width.
 ///
 /// # Errors
 /// The first disagreement found.
 pub fn self_check(backend: Backend) -> Result<(), SelfCheckError> {
-    for (i, (block, _)) in REAL_HEADERS.iter().enumerate() {
-        let bytes = real_header(i);
-        let header = Header::parse(&bytes).expect("80 bytes");
-        let target = header.bits.to_target().expect("real nBits");
-        let start = header.nonce.saturating_sub(1000);
-        let work = Work::with_range(0, bytes, target, start, start as u64 + 2003);
-        let mut cands = Vec::new();
-        backend.scan(&work.params, work.nonce_start, work.len() as u32, &mut cands);
-        let found: Vec<u32> = cands.into_iter().filter(|&n| work.check(n).is_some()).collect();
-        if found != [header.nonce] {
-            return Err(SelfCheckError::MissedNonce { backend: backend.name(), block, nonce: header.nonce });
-        }
-        // Easy target: about one nonce in 256 is a candidate.
-        let easy = ScanParams::new(&bytes, 0x00ff_ffff);
-        let (mut got, mut want) = (Vec::new(), Vec::new());
-        backend.scan(&easy, 12345, 4099, &mut got);
-        Backend::scalar().scan(&easy, 12345, 4099, &mut want);
-        if got != want {
-            return Err(SelfCheckError::Mismatch {
-                backend: backend.name(),
-                what: format!("easy target on {block}"),
-                got: got.len(),
-                want: want.len(),
-            });
-        }
-    }
-    Ok(())
+    check_kernel(backend.name(), &mut |p, start, count| {
+        let mut out = Vec::new();
+        backend.scan(p, start, count as u32, &mut out);
+        Ok(out)
+    })
 }
 
-/// The GPU kernel's self-check: the real nonces of both real headers, and the
-/// same candidates as the portable kernel at an easy target.
+/// The same checks for a GPU kernel.
 ///
 /// # Errors
-/// The first disagreement, or a device failure as text.
-pub fn self_check_gpu(k: &crate::scan::gpu::Kernel) -> Result<(), String> {
+/// The first disagreement, or a device failure.
+pub fn self_check_gpu(k: &crate::scan::gpu::Kernel) -> Result<(), SelfCheckError> {
+    let name = format!("GPU {}", k.desc.name);
+    check_kernel(&name, &mut |p, start, count| k.scan_blocking(p, start, count, 1 << 16).map_err(|e| e.to_string()))
+}
+
+/// A kernel under test: `scan(params, start, count)` returns its candidates in
+/// ascending order, or a device failure as text.
+type KernelScan<'a> = dyn FnMut(&ScanParams, u32, u64) -> Result<Vec<u32>, String> + 'a;
+
+/// What every kernel must pass.
+fn check_kernel(kernel: &str, scan: &mut KernelScan<'_>) -> Result<(), SelfCheckError> {
+    let device = |reason| SelfCheckError::Device { kernel: kernel.to_string(), reason };
     for (i, (block, _)) in REAL_HEADERS.iter().enumerate() {
         let bytes = real_header(i);
         let header = Header::parse(&bytes).expect("80 bytes");
         let target = header.bits.to_target().expect("real nBits");
         let start = header.nonce.saturating_sub(5000);
         let work = Work::with_range(0, bytes, target, start, start as u64 + 10_007);
-        let cands = k.scan_blocking(&work.params, start, work.len(), 1 << 16).map_err(|e| e.to_string())?;
+        let cands = scan(&work.params, start, work.len()).map_err(device)?;
         let found: Vec<u32> = cands.into_iter().filter(|&n| work.check(n).is_some()).collect();
         if found != [header.nonce] {
-            return Err(format!("GPU {} missed the real nonce of {block}", k.desc.name));
+            return Err(SelfCheckError::MissedNonce { kernel: kernel.to_string(), block, nonce: header.nonce });
         }
+        // Easy target: about one nonce in 256 is a candidate.
         let easy = ScanParams::new(&bytes, 0x00ff_ffff);
-        let got = k.scan_blocking(&easy, 777, 20_011, 1 << 16).map_err(|e| e.to_string())?;
+        let got = scan(&easy, 777, 20_011).map_err(device)?;
         let mut want = Vec::new();
         Backend::scalar().scan(&easy, 777, 20_011, &mut want);
         if got != want {
-            return Err(format!(
-                "GPU {} reported {} candidates where the portable kernel found {} ({block})",
-                k.desc.name,
-                got.len(),
-                want.len()
-            ));
+            return Err(SelfCheckError::Mismatch {
+                kernel: kernel.to_string(),
+                what: format!("easy target on {block}"),
+                got: got.len(),
+                want: want.len(),
+            });
         }
     }
     Ok(())

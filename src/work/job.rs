@@ -57,8 +57,13 @@ impl Work {
     /// compared as a 256-bit number with the full target. `Some(hash)` only if
     /// it really meets the target.
     pub fn check(&self, nonce: u32) -> Option<BlockHash> {
-        let hash = BlockHash(sha256d_header(&self.header_with_nonce(nonce)));
+        let hash = self.hash(nonce);
         self.target.is_met_by(&hash).then_some(hash)
+    }
+
+    /// sha256d of the header with `nonce`, on the portable path.
+    pub fn hash(&self, nonce: u32) -> BlockHash {
+        BlockHash(sha256d_header(&self.header_with_nonce(nonce)))
     }
 }
 

@@ -147,7 +147,6 @@ fn gpu_dispatch_beyond_65535_workgroups() {
 fn gpu_mines_valid_shares_through_the_engine() {
     use crate::pool::{Behavior, TestPool};
     use kiln::engine::miner::{Miner, MinerConfig};
-    use kiln::net::client::PoolConfig;
     use kiln::scan::gpu::{GpuSelection, adapters};
     // The same adapter kernel_with() would use: index 0 of kiln's list.
     if kernel().is_none() {
@@ -156,18 +155,10 @@ fn gpu_mines_valid_shares_through_the_engine() {
     assert!(!adapters().is_empty());
     let pool =
         TestPool::start(Behavior { difficulty: 1.0 / 262_144.0, clean_job_after: Some(5), ..Behavior::default() });
-    let m = Miner::start(MinerConfig {
-        pools: vec![PoolConfig { url: pool.url().parse().unwrap(), user: "gpu".into(), pass: "x".into() }],
-        cpu_threads: 0,
-        backend: Backend::scalar(),
-        gpu: GpuSelection::List(vec![0]),
-        gpu_options: GpuScannerOptions::default(),
-        client: crate::stratum::fast_client(),
-        api: None,
-    })
-    .unwrap();
+    let cfg = crate::stratum::miner_config(&[pool.url()]);
+    let m = Miner::start(MinerConfig { cpu_threads: 0, gpu: GpuSelection::List(vec![0]), ..cfg }).unwrap();
     pool.wait_for("GPU shares on the second job", Duration::from_secs(60), |l| {
-        l.shares.iter().filter(|s| s.job_id.ends_with("-2") && s.valid).count() >= 3
+        l.valid_where(|s| s.job_id.ends_with("-2")) >= 3
     });
     let stats = m.stats();
     m.stop();

@@ -89,6 +89,11 @@ impl Log {
     pub fn valid(&self) -> usize {
         self.shares.iter().filter(|s| s.valid && !s.stale && !s.duplicate).count()
     }
+    /// Valid shares (fresh, not duplicates) that also satisfy `f`.
+    pub fn valid_where(&self, f: impl Fn(&Judged) -> bool) -> usize {
+        self.shares.iter().filter(|s| s.valid && !s.stale && !s.duplicate && f(s)).count()
+    }
+
     /// Shares for a job the pool still knows that fail its hash check.
     /// (Shares for replaced jobs are stale, a normal race, counted apart.)
     pub fn invalid(&self) -> usize {

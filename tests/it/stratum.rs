@@ -212,8 +212,9 @@ pub fn fast_client() -> ClientOptions {
     }
 }
 
-pub fn start_miner(urls: &[String], client: ClientOptions, api: Option<std::net::SocketAddr>) -> Miner {
-    Miner::start(MinerConfig {
+/// The test miner: one CPU thread, no GPU, the fast client timings, no API.
+pub fn miner_config(urls: &[String]) -> MinerConfig {
+    MinerConfig {
         pools: urls
             .iter()
             .map(|u| PoolConfig { url: u.parse().unwrap(), user: "kiln.test".into(), pass: "s3cret-pass".into() })
@@ -222,10 +223,13 @@ pub fn start_miner(urls: &[String], client: ClientOptions, api: Option<std::net:
         backend: Backend::detect(),
         gpu: GpuSelection::Off,
         gpu_options: GpuScannerOptions::default(),
-        client,
-        api,
-    })
-    .unwrap()
+        client: fast_client(),
+        api: None,
+    }
+}
+
+pub fn start_miner(urls: &[String], client: ClientOptions, api: Option<std::net::SocketAddr>) -> Miner {
+    Miner::start(MinerConfig { client, api, ..miner_config(urls) }).unwrap()
 }
 
 const T: Duration = Duration::from_secs(30);
@@ -258,9 +262,7 @@ fn mines_valid_shares_with_handshake_in_order() {
 fn difficulty_change_applies_from_the_next_job() {
     let b = Behavior { difficulty_change_after: Some((10, 1.0 / 512.0)), ..Behavior::default() };
     let (pool, m) = mine_against(b);
-    pool.wait_for("shares at the new difficulty", T, |l| {
-        l.shares.iter().filter(|s| s.valid && s.difficulty == 1.0 / 512.0).count() >= 3
-    });
+    pool.wait_for("shares at the new difficulty", T, |l| l.valid_where(|s| s.difficulty == 1.0 / 512.0) >= 3);
     m.stop();
     let l = pool.log.lock().unwrap();
     assert_eq!(l.invalid(), 0, "each share meets the difficulty of the job it was mined for");
@@ -270,9 +272,7 @@ fn difficulty_change_applies_from_the_next_job() {
 fn clean_jobs_switch_leaves_at_most_in_flight_stale_shares() {
     let b = Behavior { clean_job_after: Some(10), ..Behavior::default() };
     let (pool, m) = mine_against(b);
-    pool.wait_for("shares on the new job", T, |l| {
-        l.shares.iter().filter(|s| s.job_id.ends_with("-2") && s.valid).count() >= 10
-    });
+    pool.wait_for("shares on the new job", T, |l| l.valid_where(|s| s.job_id.ends_with("-2")) >= 10);
     m.stop();
     let l = pool.log.lock().unwrap();
     // Only shares already on the wire when the notify arrived can be stale.
@@ -288,18 +288,14 @@ fn clean_jobs_switch_leaves_at_most_in_flight_stale_shares() {
 fn set_extranonce_is_used_from_the_next_job() {
     let b = Behavior { set_extranonce_after: Some(10), ..Behavior::default() };
     let (pool, m) = mine_against(b);
-    pool.wait_for("shares on the new extranonce", T, |l| {
-        l.shares.iter().filter(|s| s.job_id.ends_with("-2") && s.valid).count() >= 10
-    });
+    pool.wait_for("shares on the new extranonce", T, |l| l.valid_where(|s| s.job_id.ends_with("-2")) >= 10);
     m.stop();
     assert_eq!(pool.log.lock().unwrap().invalid(), 0);
 }
 
 fn reconnects_and_keeps_mining(b: Behavior, what: &str) {
     let (pool, m) = mine_against(b);
-    pool.wait_for(what, T, |l| {
-        l.connections >= 2 && l.shares.iter().filter(|s| s.job_id.starts_with("j2-") && s.valid).count() >= 5
-    });
+    pool.wait_for(what, T, |l| l.connections >= 2 && l.valid_where(|s| s.job_id.starts_with("j2-")) >= 5);
     let stats = m.stats();
     assert!(m.is_running(), "{what}: never a panic");
     m.stop();
@@ -311,7 +307,7 @@ fn reconnects_and_keeps_mining(b: Behavior, what: &str) {
 fn client_reconnect_is_followed_and_resumes_the_session() {
     let (pool, m) = mine_against(Behavior { reconnect_after: Some(10), ..Behavior::default() });
     pool.wait_for("shares after the reconnect", T, |l| {
-        l.connections >= 2 && l.shares.iter().filter(|s| s.job_id.starts_with("j2-") && s.valid).count() >= 5
+        l.connections >= 2 && l.valid_where(|s| s.job_id.starts_with("j2-")) >= 5
     });
     m.stop();
     let l = pool.log.lock().unwrap();
@@ -343,7 +339,7 @@ fn a_pool_that_stalls_mid_session_is_left_and_reconnected() {
     let opts = ClientOptions { stall_timeout: Duration::from_secs(1), ..fast_client() };
     let m = start_miner(&[pool.url()], opts, None);
     pool.wait_for("a reconnect after the stall, and shares again", T, |l| {
-        l.connections >= 2 && l.shares.iter().filter(|s| s.job_id.starts_with("j2-") && s.valid).count() >= 3
+        l.connections >= 2 && l.valid_where(|s| s.job_id.starts_with("j2-")) >= 3
     });
     m.stop();
     assert_eq!(pool.log.lock().unwrap().invalid(), 0);
@@ -504,16 +500,7 @@ fn loopback_pool_rate_matches_bench() {
     let bench = kiln::bench::bench_cpu(backend, threads, 10.0, |_, _| {});
     let diff = 1.0 / 4096.0;
     let pool = TestPool::start(Behavior { difficulty: diff, ..Behavior::default() });
-    let m = Miner::start(MinerConfig {
-        pools: vec![PoolConfig { url: pool.url().parse().unwrap(), user: "bench".into(), pass: "x".into() }],
-        cpu_threads: threads,
-        backend,
-        gpu: GpuSelection::Off,
-        gpu_options: GpuScannerOptions::default(),
-        client: fast_client(),
-        api: None,
-    })
-    .unwrap();
+    let m = Miner::start(MinerConfig { cpu_threads: threads, backend, ..miner_config(&[pool.url()]) }).unwrap();
     pool.wait_for("the first share", T, |l| l.valid() >= 1);
     let (v0, t0) = (pool.log.lock().unwrap().valid(), std::time::Instant::now());
     std::thread::sleep(Duration::from_secs(60));

@@ -116,6 +116,16 @@ impl DispatchResult {
     }
 }
 
+/// How an overflowed range is rescanned: as its two halves, to be scanned
+/// first half first (push them onto a stack in the returned order). `None`
+/// for a single nonce, which cannot overflow on a working device.
+pub(crate) fn split_overflowed(start: u64, count: u64) -> Option<[(u64, u64); 2]> {
+    let half = count / 2;
+    (half > 0).then_some([(start + half, count - half), (start, half)])
+}
+
+pub(crate) const ONE_NONCE_OVERFLOW: &str = "one nonce reported more than one candidate";
+
 impl Kernel {
     pub(crate) fn new(desc: AdapterDesc, adapter: &wgpu::Adapter, opts: &KernelOptions) -> Result<Self, GpuError> {
         let limits = adapter.limits();
@@ -322,15 +332,11 @@ impl Kernel {
             self.submit(&mut slot, p, s as u32, n as u32);
             let r = self.wait(&mut slot)?;
             if r.overflowed() {
-                if n == 1 {
-                    return Err(GpuError::Run {
-                        adapter: self.desc.name.clone(),
-                        reason: "one nonce reported more than one candidate".into(),
-                    });
-                }
-                let half = n / 2;
-                pending.push((s + half, n - half));
-                pending.push((s, half));
+                let halves = split_overflowed(s, n).ok_or_else(|| GpuError::Run {
+                    adapter: self.desc.name.clone(),
+                    reason: ONE_NONCE_OVERFLOW.into(),
+                })?;
+                pending.extend(halves);
             } else {
                 out.extend(r.nonces);
             }

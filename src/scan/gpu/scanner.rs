@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use super::kernel::{Kernel, Slot};
+use super::kernel::{Kernel, ONE_NONCE_OVERFLOW, Slot, split_overflowed};
 use crate::scan::slot::WorkSlot;
 use crate::scan::{ScanEvent, candidate_event};
 use crate::work::Work;
@@ -206,12 +206,8 @@ fn run(
         }
         if r.overflowed() {
             // More candidates than slots: split the range and scan it again.
-            let half = f.count / 2;
-            if half == 0 {
-                return Err("one nonce reported more than one candidate".into());
-            }
-            rescans.push((f.start + half, f.count - half));
-            rescans.push((f.start, half));
+            let halves = split_overflowed(f.start, f.count).ok_or(ONE_NONCE_OVERFLOW)?;
+            rescans.extend(halves);
         } else {
             sh.hashes.fetch_add(f.count, Ordering::Relaxed);
             for &nonce in &r.nonces {
