@@ -6,8 +6,9 @@ use std::time::Instant;
 use bitcoin::TxOut;
 use serde::Serialize;
 
+use super::batch::{self, SchnorrItem};
 use super::extract::{KeyCache, SigCheck, extract_block, flags_for, split_prevouts};
-use super::verify::{secp, validate};
+use super::verify::{secp, validate_with};
 use super::{InputError, check_block, decode_block};
 
 /// The figures `kiln bench-verify` prints.
@@ -21,8 +22,16 @@ pub struct VerifyBench {
     /// Median single-thread time to verify every pre-parsed signature once.
     pub bare_single_thread_ms: f64,
     pub bare_us_per_sig: f64,
+    /// Median single-thread time of the block's Schnorr signatures alone, one
+    /// by one (libsecp256k1) and as one BIP340 batch (kiln's verifier).
+    pub schnorr_one_by_one_ms: f64,
+    pub schnorr_batch_ms: f64,
+    /// schnorr_one_by_one_ms / schnorr_batch_ms: above 1, batching pays.
+    pub schnorr_batch_speedup: f64,
     /// Median wall time of decode + block checks + extraction + verification.
     pub pipeline_ms: f64,
+    /// The same pipeline with Schnorr signatures verified one by one.
+    pub pipeline_one_by_one_ms: f64,
     pub threads: usize,
     /// bare_single_thread_ms / (threads × pipeline_ms): 1.0 means the
     /// pipeline adds nothing to the signatures' own cost.
@@ -76,26 +85,40 @@ pub fn bench_verify(
     let runs = runs.max(1);
     let mut bare = Vec::with_capacity(runs);
     let mut pipeline = Vec::with_capacity(runs);
+    let mut pipeline_one = Vec::with_capacity(runs);
+    let mut schnorr_one = Vec::with_capacity(runs);
+    let mut schnorr_batch = Vec::with_capacity(runs);
+    let items: Vec<SchnorrItem> =
+        schnorr.iter().map(|(sig, pk, msg)| SchnorrItem { sig, pk, msg: msg.as_ref() }).collect();
     for _ in 0..runs {
         let t = Instant::now();
         let mut ok = 0usize;
         for (sig, pk, msg) in &ecdsa {
             ok += ctx.verify_ecdsa(msg, sig, pk).is_ok() as usize;
         }
+        let t_schnorr = Instant::now();
         for (sig, pk, msg) in &schnorr {
             ok += ctx.verify_schnorr(sig, msg, pk).is_ok() as usize;
         }
         bare.push(t.elapsed().as_secs_f64() * 1e3);
+        schnorr_one.push(t_schnorr.elapsed().as_secs_f64() * 1e3);
         std::hint::black_box(ok);
 
         let t = Instant::now();
-        let b = decode_block(block_bytes, "block")?;
-        let r = validate(&b, prevouts, threads)?;
-        pipeline.push(t.elapsed().as_secs_f64() * 1e3);
-        std::hint::black_box(r.is_valid());
+        std::hint::black_box(batch::verify_all(&items));
+        schnorr_batch.push(t.elapsed().as_secs_f64() * 1e3);
+
+        for (batched, times) in [(true, &mut pipeline), (false, &mut pipeline_one)] {
+            let t = Instant::now();
+            let b = decode_block(block_bytes, "block")?;
+            let r = validate_with(&b, prevouts, threads, batched)?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            std::hint::black_box(r.is_valid());
+        }
     }
     let bare_ms = median(bare);
     let pipeline_ms = median(pipeline);
+    let (schnorr_one_by_one_ms, schnorr_batch_ms) = (median(schnorr_one), median(schnorr_batch));
     let threads = if threads == 0 { rayon::current_num_threads() } else { threads };
     let sigs = ecdsa.len() + schnorr.len();
     Ok(VerifyBench {
@@ -105,7 +128,11 @@ pub fn bench_verify(
         interpreter,
         bare_single_thread_ms: bare_ms,
         bare_us_per_sig: bare_ms * 1e3 / sigs.max(1) as f64,
+        schnorr_one_by_one_ms,
+        schnorr_batch_ms,
+        schnorr_batch_speedup: schnorr_one_by_one_ms / schnorr_batch_ms,
         pipeline_ms,
+        pipeline_one_by_one_ms: median(pipeline_one),
         threads,
         ratio: bare_ms / (threads as f64 * pipeline_ms),
         runs,

@@ -14,6 +14,7 @@
 //! the templates kiln understands goes through Bitcoin Core's own script
 //! interpreter (`bitcoinconsensus`) and is reported as such.
 
+pub mod batch;
 pub mod bench;
 pub mod block;
 pub mod extract;

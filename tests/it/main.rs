@@ -1,6 +1,7 @@
 //! kiln's integration tests: one binary, one module per area, real data from
 //! tests/data (see its README for provenance).
 
+mod batch;
 mod cli;
 mod data;
 mod gpu;
