@@ -463,10 +463,12 @@ fn run_bench_verify(block: &Path, prevouts: &Path, threads: usize, runs: usize, 
             "bare libsecp256k1, 1 thread     {:>9.2} ms  ({:.2} µs per signature)",
             r.bare_single_thread_ms, r.bare_us_per_sig
         );
-        println!(
-            "  of which Schnorr, 1 thread    {:>9.2} ms  one by one; {:.2} ms as one BIP340 batch ({:.2}x)",
-            r.schnorr_one_by_one_ms, r.schnorr_batch_ms, r.schnorr_batch_speedup
-        );
+        if let Some(speedup) = r.schnorr_batch_speedup {
+            println!(
+                "  of which Schnorr, 1 thread    {:>9.2} ms  one by one; {:.2} ms as one BIP340 batch ({speedup:.2}x)",
+                r.schnorr_one_by_one_ms, r.schnorr_batch_ms
+            );
+        }
         println!(
             "kiln pipeline, {} threads        {:>9.2} ms  (decode, checks, sighash, extraction, verification)",
             r.threads, r.pipeline_ms

@@ -147,18 +147,26 @@ pub fn validate_with(
     pool.install(|| validate_in_pool(block, prevouts, inputs, schnorr_batch))
 }
 
-/// A unit of parallel work: indices into the block's checks.
-enum Unit<'a> {
-    /// Schnorr checks, verified with one batch equation.
-    SchnorrBatch(&'a [usize]),
-    /// Any checks, each verified on its own.
+/// A unit of parallel work.
+enum Unit<'a, 'b> {
+    /// Schnorr checks (index, signature), verified with one batch equation.
+    SchnorrBatch(&'a [(usize, SchnorrItem<'b>)]),
+    /// Indices of checks verified each on its own.
     OneByOne(&'a [usize]),
 }
 
 /// Verifies every check; the outcome of check `i` is at index `i`.
 fn verify_checks(block: &Block, per_tx: &[&[TxOut]], checks: &[InputCheck], schnorr_batch: bool) -> Vec<Outcome> {
-    let (schnorr, rest): (Vec<usize>, Vec<usize>) =
-        (0..checks.len()).partition(|&i| schnorr_batch && matches!(checks[i].check, SigCheck::Schnorr { .. }));
+    let mut schnorr: Vec<(usize, SchnorrItem)> = Vec::new();
+    let mut rest: Vec<usize> = Vec::new();
+    for (i, c) in checks.iter().enumerate() {
+        match &c.check {
+            SigCheck::Schnorr { sig, pk, msg } if schnorr_batch => {
+                schnorr.push((i, SchnorrItem { sig, pk, msg: msg.as_ref() }));
+            }
+            _ => rest.push(i),
+        }
+    }
     // One batch per thread: bigger batches are cheaper per signature, and the
     // small units of `rest` keep the threads level around them.
     let per_batch = schnorr.len().div_ceil(rayon::current_num_threads()).max(batch::MIN_BATCH);
@@ -176,20 +184,13 @@ fn verify_checks(block: &Block, per_tx: &[&[TxOut]], checks: &[InputCheck], schn
         .par_iter()
         .map(|unit| match unit {
             Unit::OneByOne(idx) => idx.iter().map(|&i| (i, one(i))).collect(),
-            Unit::SchnorrBatch(idx) => {
-                let items: Vec<SchnorrItem> = idx
-                    .iter()
-                    .map(|&i| match &checks[i].check {
-                        SigCheck::Schnorr { sig, pk, msg } => SchnorrItem { sig, pk, msg: msg.as_ref() },
-                        _ => unreachable!("only Schnorr checks are batched"),
-                    })
-                    .collect();
+            Unit::SchnorrBatch(part) => {
+                let items: Vec<SchnorrItem> = part.iter().map(|(_, item)| *item).collect();
                 let bad = batch::verify_all(&items);
-                idx.iter()
+                part.iter()
                     .enumerate()
-                    .map(|(k, &i)| {
-                        let ok = bad.binary_search(&k).is_err();
-                        (i, if ok { Ok(1) } else { Err(SCHNORR_BAD.into()) })
+                    .map(|(k, (i, _))| {
+                        (*i, if bad.binary_search(&k).is_ok() { Err(SCHNORR_BAD.into()) } else { Ok(1) })
                     })
                     .collect()
             }
