@@ -45,6 +45,10 @@
  * the code below readable. The prefix is fixed by the pinned secp256k1-sys. */
 #define S(name) rustsecp256k1_v0_10_0_##name
 
+/* The key's internal form is copied as a ge_storage: that holds where the
+ * storage type is 64 bytes (64-bit limbs), as on every target kiln builds for. */
+typedef char kiln_ge_storage_is_64_bytes[sizeof(S(ge_storage)) == 64 ? 1 : -1];
+
 /** One signature to check. `xonly64` is the 64-byte internal form of a parsed
  *  x-only key (secp256k1_xonly_pubkey.data), so no key is parsed twice. */
 typedef struct {
@@ -101,8 +105,14 @@ int kiln_schnorr_batch_verify(const kiln_schnorr_item *items, size_t n) {
     if (n == 0) return 1;
     terms.points = (S(ge) *)malloc(npoints * sizeof(S(ge)));
     terms.scalars = (S(scalar) *)malloc(npoints * sizeof(S(scalar)));
+    /* Room for whichever algorithm ecmult_multi_var picks (Strauss below
+     * ECMULT_PIPPENGER_THRESHOLD points, Pippenger above), in one pass. */
     scratch_size = S(pippenger_scratch_size)(npoints, S(pippenger_bucket_window)(npoints))
         + PIPPENGER_SCRATCH_OBJECTS * ALIGNMENT;
+    if (npoints < ECMULT_PIPPENGER_THRESHOLD) {
+        size_t strauss = S(strauss_scratch_size)(npoints) + STRAUSS_SCRATCH_OBJECTS * ALIGNMENT;
+        if (strauss > scratch_size) scratch_size = strauss;
+    }
     memcpy(scratch.magic, "scratch", 8);
     scratch.data = malloc(scratch_size);
     scratch.alloc_size = 0;
