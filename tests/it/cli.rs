@@ -43,6 +43,19 @@ fn verify_block_valid_invalid_and_unreadable_exit_codes() {
     assert_eq!(bads.len(), 1);
     assert_eq!(bads[0]["tx_index"], 10);
     assert_eq!(bads[0]["input_index"], 0);
+    // The same verdict with Schnorr batching off.
+    let one_by_one = kiln(&[
+        "verify-block",
+        "--block",
+        bad_path.to_str().unwrap(),
+        "--prevouts",
+        p.to_str().unwrap(),
+        "--json",
+        "--no-schnorr-batch",
+    ]);
+    assert_eq!(one_by_one.status.code(), Some(1), "{}", text(&one_by_one));
+    let again: serde_json::Value = serde_json::from_slice(&one_by_one.stdout).unwrap();
+    assert_eq!(again["bad_inputs"], report["bad_inputs"]);
 
     // Hex text input works too.
     let hex_path = tmp("block.hex");
