@@ -26,9 +26,10 @@ unsafe extern "C" {
     fn kiln_schnorr_batch_verify(items: *const Item, n: usize) -> c_int;
 }
 
-/// Below this many signatures a batch costs more than it saves (measured with
-/// `kiln bench-verify`; the multi-multiplication's fixed cost and the lift of
-/// each R dominate small batches).
+/// Below this many signatures a batch saves nothing: break-even is near 10 on
+/// a Zen 4 core (`cargo bench --bench schnorr`, BENCHMARKS.md), as the
+/// multi-multiplication's fixed cost and the lift of each R dominate small
+/// batches.
 pub const MIN_BATCH: usize = 16;
 
 /// One Schnorr signature to check: the parsed key (so it is never parsed
