@@ -2,9 +2,9 @@
 //! libsecp256k1 sources that the `secp256k1-sys` crate ships (and links: the
 //! batch code uses its internal arithmetic and its precomputed tables).
 //!
-//! The sources are found in cargo's registry checkout of the pinned
-//! `secp256k1-sys` version, or wherever `KILN_SECP256K1_SYS_DIR` points (for
-//! vendored or offline builds).
+//! The sources are found in `vendor/secp256k1-sys` (a `cargo vendor` tree) or
+//! cargo's registry checkout of the pinned `secp256k1-sys` version, or
+//! wherever `KILN_SECP256K1_SYS_DIR` points.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -26,7 +26,14 @@ fn find_sources() -> PathBuf {
     println!("cargo:rerun-if-env-changed=KILN_SECP256K1_SYS_DIR");
     let candidates: Vec<PathBuf> = match env::var_os("KILN_SECP256K1_SYS_DIR") {
         Some(dir) => vec![PathBuf::from(dir)],
-        None => registry_dirs(),
+        None => {
+            // `cargo vendor` layout first (a vendored build never reads the
+            // registry), then every registry checkout.
+            let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
+            let mut dirs = vec![manifest.join("vendor").join("secp256k1-sys")];
+            dirs.extend(registry_dirs());
+            dirs
+        }
     };
     for dir in &candidates {
         let src = dir.join("depend").join("secp256k1");
