@@ -8,26 +8,19 @@ use std::path::Path;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 use kiln::validate::batch::{SchnorrItem, batch_valid, verify_one};
-use kiln::validate::extract::{KeyCache, SigCheck, extract_block, flags_for, split_prevouts};
-use kiln::validate::{InputCheck, check_block, read_block, read_prevouts};
+use kiln::validate::extract::{extract_all, split_prevouts};
+use kiln::validate::{InputCheck, read_block, read_prevouts};
 
 fn block_checks() -> Vec<InputCheck> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/mainnet");
     let b = read_block(&dir.join("block_866342.raw.zst")).expect("block file");
     let p = read_prevouts(&dir.join("block_866342.spent_utxos.json.zst")).expect("prevouts file");
-    let per_tx = split_prevouts(&b, &p);
-    extract_block(&b, &per_tx, flags_for(check_block(&b).height()), &KeyCache::for_block(&b, &per_tx))
+    extract_all(&b, &split_prevouts(&b, &p))
 }
 
 fn schnorr(c: &mut Criterion) {
     let checks = block_checks();
-    let items: Vec<SchnorrItem> = checks
-        .iter()
-        .filter_map(|c| match &c.check {
-            SigCheck::Schnorr { sig, pk, msg } => Some(SchnorrItem { sig, pk, msg: msg.as_ref() }),
-            _ => None,
-        })
-        .collect();
+    let items: Vec<SchnorrItem> = checks.iter().filter_map(|c| SchnorrItem::of(&c.check)).collect();
     let mut g = c.benchmark_group("schnorr_866342");
     g.throughput(Throughput::Elements(items.len() as u64));
     g.sample_size(10);

@@ -12,6 +12,7 @@ use std::os::raw::c_int;
 use bitcoin::secp256k1::ffi::CPtr;
 use bitcoin::secp256k1::{XOnlyPublicKey, schnorr};
 
+use super::extract::SigCheck;
 use super::verify::secp;
 
 #[repr(C)]
@@ -39,6 +40,16 @@ pub struct SchnorrItem<'a> {
     pub sig: &'a schnorr::Signature,
     pub pk: &'a XOnlyPublicKey,
     pub msg: &'a [u8],
+}
+
+impl<'a> SchnorrItem<'a> {
+    /// The item a Schnorr check verifies; `None` for any other check.
+    pub fn of(check: &'a SigCheck) -> Option<Self> {
+        match check {
+            SigCheck::Schnorr { sig, pk, msg } => Some(SchnorrItem { sig, pk, msg: msg.as_ref() }),
+            _ => None,
+        }
+    }
 }
 
 /// `true` when every signature verifies, decided by one batch equation;

@@ -7,9 +7,9 @@ use bitcoin::TxOut;
 use serde::Serialize;
 
 use super::batch::{self, SchnorrItem};
-use super::extract::{KeyCache, SigCheck, extract_block, flags_for, split_prevouts};
+use super::extract::{SigCheck, extract_all, split_prevouts};
 use super::verify::{secp, validate_with};
-use super::{InputError, check_block, decode_block};
+use super::{InputError, decode_block};
 
 /// The figures `kiln bench-verify` prints.
 #[derive(Clone, Debug, Serialize)]
@@ -60,8 +60,7 @@ pub fn bench_verify(
     if inputs != prevouts.len() {
         return Err(InputError::PrevoutCount { prevouts: prevouts.len(), inputs });
     }
-    let flags = flags_for(check_block(&block).height());
-    let checks = extract_block(&block, &per_tx, flags, &KeyCache::for_block(&block, &per_tx));
+    let checks = extract_all(&block, &per_tx);
     // Pre-parsed signatures: one verification each (the signing key of a
     // multisig signature is found once, outside the timed loop).
     let ctx = secp();

@@ -579,6 +579,15 @@ pub fn split_prevouts<'a>(block: &Block, prevouts: &'a [TxOut]) -> Vec<&'a [TxOu
     out
 }
 
+/// Every check of a block in one call: flags from its BIP34 height, keys
+/// parsed once. For callers that want the checks rather than a report
+/// (benchmarks, tests); [`super::validate`] runs the same steps with the block
+/// checks beside the key parsing.
+pub fn extract_all(block: &Block, per_tx: &[&[TxOut]]) -> Vec<InputCheck> {
+    let flags = flags_for(super::block::check_block(block).height());
+    extract_block(block, per_tx, flags, &KeyCache::for_block(block, per_tx))
+}
+
 /// Extracts every non-coinbase input's check, transactions in parallel.
 pub fn extract_block(block: &Block, per_tx: &[&[TxOut]], flags: u32, keys: &KeyCache) -> Vec<InputCheck> {
     block

@@ -160,11 +160,9 @@ fn verify_checks(block: &Block, per_tx: &[&[TxOut]], checks: &[InputCheck], schn
     let mut schnorr: Vec<(usize, SchnorrItem)> = Vec::new();
     let mut rest: Vec<usize> = Vec::new();
     for (i, c) in checks.iter().enumerate() {
-        match &c.check {
-            SigCheck::Schnorr { sig, pk, msg } if schnorr_batch => {
-                schnorr.push((i, SchnorrItem { sig, pk, msg: msg.as_ref() }));
-            }
-            _ => rest.push(i),
+        match SchnorrItem::of(&c.check).filter(|_| schnorr_batch) {
+            Some(item) => schnorr.push((i, item)),
+            None => rest.push(i),
         }
     }
     // One batch per thread: bigger batches are cheaper per signature, and the

@@ -4,8 +4,8 @@
 
 use bitcoin::secp256k1::{Scalar, SecretKey, XOnlyPublicKey, schnorr::Signature};
 use kiln::validate::batch::{MIN_BATCH, SchnorrItem, batch_valid, verify_all, verify_one};
-use kiln::validate::extract::{KeyCache, SigCheck, extract_block, flags_for, split_prevouts};
-use kiln::validate::{check_block, verify::validate_with};
+use kiln::validate::extract::{extract_all, split_prevouts};
+use kiln::validate::{InputCheck, verify::validate_with};
 
 use crate::data::read;
 use crate::validate::load;
@@ -65,14 +65,14 @@ fn bip340_vectors_through_the_batch_verifier() {
     }
 }
 
-fn block_schnorr_items(checks: &[kiln::validate::InputCheck]) -> Vec<SchnorrItem<'_>> {
-    checks
-        .iter()
-        .filter_map(|c| match &c.check {
-            SigCheck::Schnorr { sig, pk, msg } => Some(SchnorrItem { sig, pk, msg: msg.as_ref() }),
-            _ => None,
-        })
-        .collect()
+/// Every check of block 866342.
+fn checks_866342() -> Vec<InputCheck> {
+    let (b, p) = load(866342);
+    extract_all(&b, &split_prevouts(&b, &p))
+}
+
+fn block_schnorr_items(checks: &[InputCheck]) -> Vec<SchnorrItem<'_>> {
+    checks.iter().filter_map(|c| SchnorrItem::of(&c.check)).collect()
 }
 
 fn flip(sig: &Signature, byte: usize) -> Signature {
@@ -83,9 +83,7 @@ fn flip(sig: &Signature, byte: usize) -> Signature {
 
 #[test]
 fn every_schnorr_signature_of_866342_as_batches_and_one_by_one() {
-    let (b, p) = load(866342);
-    let per_tx = split_prevouts(&b, &p);
-    let checks = extract_block(&b, &per_tx, flags_for(check_block(&b).height()), &KeyCache::for_block(&b, &per_tx));
+    let checks = checks_866342();
     let items = block_schnorr_items(&checks);
     assert_eq!(items.len(), 2370);
     assert!(items.iter().all(verify_one));
@@ -111,9 +109,7 @@ fn every_schnorr_signature_of_866342_as_batches_and_one_by_one() {
 /// unchanged, so a batch without randomizers would accept both forgeries.
 #[test]
 fn forgeries_that_cancel_without_randomizers_are_caught() {
-    let (b, p) = load(866342);
-    let per_tx = split_prevouts(&b, &p);
-    let checks = extract_block(&b, &per_tx, flags_for(check_block(&b).height()), &KeyCache::for_block(&b, &per_tx));
+    let checks = checks_866342();
     let items: Vec<SchnorrItem> = block_schnorr_items(&checks).into_iter().take(40).collect();
     let d = Scalar::from_be_bytes([0x11; 32]).unwrap();
     let s_of = |sig: &Signature| SecretKey::from_slice(&sig.as_ref()[32..]).unwrap();
