@@ -149,27 +149,33 @@ pub fn validate_with(
 
 /// A unit of parallel work.
 enum Unit<'a, 'b> {
-    /// Schnorr checks (index, signature), verified with one batch equation.
-    SchnorrBatch(&'a [(usize, SchnorrItem<'b>)]),
+    /// Schnorr checks (their indices, and their signatures in the same
+    /// order), verified with one batch equation.
+    SchnorrBatch(&'a [usize], &'a [SchnorrItem<'b>]),
     /// Indices of checks verified each on its own.
     OneByOne(&'a [usize]),
 }
 
 /// Verifies every check; the outcome of check `i` is at index `i`.
 fn verify_checks(block: &Block, per_tx: &[&[TxOut]], checks: &[InputCheck], schnorr_batch: bool) -> Vec<Outcome> {
-    let mut schnorr: Vec<(usize, SchnorrItem)> = Vec::new();
+    let mut schnorr_at: Vec<usize> = Vec::new();
+    let mut schnorr: Vec<SchnorrItem> = Vec::new();
     let mut rest: Vec<usize> = Vec::new();
     for (i, c) in checks.iter().enumerate() {
         match SchnorrItem::of(&c.check).filter(|_| schnorr_batch) {
-            Some(item) => schnorr.push((i, item)),
+            Some(item) => {
+                schnorr_at.push(i);
+                schnorr.push(item);
+            }
             None => rest.push(i),
         }
     }
     // One batch per thread: bigger batches are cheaper per signature, and the
     // small units of `rest` keep the threads level around them.
     let per_batch = schnorr.len().div_ceil(rayon::current_num_threads()).max(batch::MIN_BATCH);
-    let units: Vec<Unit> =
-        schnorr.chunks(per_batch).map(Unit::SchnorrBatch).chain(rest.chunks(BATCH).map(Unit::OneByOne)).collect();
+    let units =
+        schnorr_at.chunks(per_batch).zip(schnorr.chunks(per_batch)).map(|(at, items)| Unit::SchnorrBatch(at, items));
+    let units: Vec<Unit> = units.chain(rest.chunks(BATCH).map(Unit::OneByOne)).collect();
 
     let tx_bytes: Vec<OnceLock<Vec<u8>>> = (0..block.txdata.len()).map(|_| OnceLock::new()).collect();
     let one = |i: usize| {
@@ -182,14 +188,11 @@ fn verify_checks(block: &Block, per_tx: &[&[TxOut]], checks: &[InputCheck], schn
         .par_iter()
         .map(|unit| match unit {
             Unit::OneByOne(idx) => idx.iter().map(|&i| (i, one(i))).collect(),
-            Unit::SchnorrBatch(part) => {
-                let items: Vec<SchnorrItem> = part.iter().map(|(_, item)| *item).collect();
-                let bad = batch::verify_all(&items);
-                part.iter()
+            Unit::SchnorrBatch(at, items) => {
+                let bad = batch::verify_all(items);
+                at.iter()
                     .enumerate()
-                    .map(|(k, (i, _))| {
-                        (*i, if bad.binary_search(&k).is_ok() { Err(SCHNORR_BAD.into()) } else { Ok(1) })
-                    })
+                    .map(|(k, &i)| (i, if bad.binary_search(&k).is_ok() { Err(SCHNORR_BAD.into()) } else { Ok(1) }))
                     .collect()
             }
         })
