@@ -1,0 +1,24 @@
+//! Mining: the engine between job sources and scanners, the job sources
+//! themselves, the counters, and the read-only monitoring API.
+//!
+//! ```text
+//! pool ─bytes─▶ source::stratum (mio loop + kiln_stratum::Session) ─SourceEvent─▶ engine ─Work─▶ scanners
+//!                     ▲                                                              │
+//!                     └──────────── Share ◀── source::stratum::share_of ◀── Solution ┘
+//! ```
+//!
+//! - [`engine`]: jobs → disjoint work per scanner → re-checked [`engine::Solution`]s; no protocol.
+//! - [`source`]: where jobs come from and where solutions go (Stratum today).
+//! - [`stats`]: counters below both the engine and the sources.
+//! - [`api`]: read-only JSON and Prometheus over HTTP.
+//! - [`miner`]: starts and stops all of the above for `kiln mine`.
+
+pub mod api;
+pub mod engine;
+pub mod miner;
+pub mod source;
+pub mod stats;
+
+pub use engine::{Engine, Solution, SourceEvent};
+pub use miner::{JobSource, Miner, MinerConfig, MinerError};
+pub use stats::Stats;

@@ -1,0 +1,161 @@
+//! Wiring for `kiln mine`: scanners, engine, job source and (optionally) the
+//! monitoring endpoint, each on its own thread, joined by channels. Every
+//! kernel proves itself on real headers here, before any of it starts, so no
+//! caller can mine with a wrong kernel.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use kiln_hash::Backend;
+use kiln_scan::Scanner;
+use kiln_scan::cpu::CpuScanner;
+use kiln_scan::gpu::{self, GpuScanner, GpuScannerOptions, GpuSelection, KernelOptions};
+use kiln_scan::selfcheck::{SelfCheckError, self_check, self_check_gpu};
+
+use crate::engine::Engine;
+use crate::source::stratum::{Client, ClientOptions, PoolConfig};
+use crate::stats::Stats;
+
+/// Where jobs come from and where solutions go.
+#[derive(Clone, Debug)]
+pub enum JobSource {
+    /// Stratum V1 pools in priority order (the first is the primary).
+    Stratum { pools: Vec<PoolConfig>, client: ClientOptions },
+}
+
+/// Everything `kiln mine` was asked to do, validated.
+#[derive(Clone, Debug)]
+pub struct MinerConfig {
+    pub source: JobSource,
+    /// 0 = no CPU mining.
+    pub cpu_threads: usize,
+    pub backend: Backend,
+    pub gpu: GpuSelection,
+    pub gpu_options: GpuScannerOptions,
+    /// Serve the monitoring endpoint here (read-only).
+    pub api: Option<std::net::SocketAddr>,
+}
+
+/// A running miner.
+pub struct Miner {
+    stop: Arc<AtomicBool>,
+    stats: Arc<Stats>,
+    threads: Vec<JoinHandle<()>>,
+    /// The address the API actually bound (port 0 resolved).
+    pub api_addr: Option<std::net::SocketAddr>,
+}
+
+/// Why a miner could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MinerError {
+    #[error("no pool given (use -o URL -u USER -p PASS)")]
+    NoPool,
+    #[error("nothing to mine with: CPU threads are 0 and no GPU was selected or found")]
+    NoScanner,
+    #[error(transparent)]
+    Gpu(#[from] gpu::GpuError),
+    #[error("{0}; refusing to mine with a wrong kernel")]
+    SelfCheck(#[from] SelfCheckError),
+    #[error("{what}: {source}")]
+    Io { what: &'static str, source: std::io::Error },
+}
+
+impl Miner {
+    /// Starts every thread.
+    ///
+    /// # Errors
+    /// See [`MinerError`].
+    pub fn start(cfg: MinerConfig) -> Result<Self, MinerError> {
+        let JobSource::Stratum { pools, client: client_opts } = cfg.source;
+        if pools.is_empty() {
+            return Err(MinerError::NoPool);
+        }
+        let stats = Arc::new(Stats::new());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (source_tx, source_rx) = crossbeam_channel::unbounded();
+        let (solution_tx, solution_rx) = crossbeam_channel::unbounded();
+        let (scan_tx, scan_rx) = crossbeam_channel::unbounded();
+
+        // Every kernel proves itself before any thread starts.
+        if cfg.cpu_threads > 0 {
+            self_check(cfg.backend)?;
+        }
+        let kernels = gpu::open(&cfg.gpu, &KernelOptions::default())?;
+        for k in &kernels {
+            self_check_gpu(k)?;
+        }
+
+        let mut scanners: Vec<Box<dyn Scanner>> = Vec::new();
+        if cfg.cpu_threads > 0 {
+            scanners.push(Box::new(CpuScanner::start(cfg.backend, cfg.cpu_threads, scan_tx.clone())));
+        }
+        for k in kernels {
+            log::info!("GPU {}: {} ({}, {})", k.desc.index, k.desc.name, k.desc.backend, k.desc.driver);
+            scanners.push(Box::new(GpuScanner::start(k, cfg.gpu_options.clone(), scan_tx.clone())));
+        }
+        drop(scan_tx);
+        if scanners.is_empty() {
+            return Err(MinerError::NoScanner);
+        }
+        for s in &scanners {
+            log::info!("scanner {}", s.label());
+        }
+
+        let client = Client::new(pools, client_opts, source_tx, solution_rx, Arc::clone(&stats), Arc::clone(&stop))
+            .map_err(|source| MinerError::Io { what: "creating the network poll", source })?;
+        let waker = client.waker();
+        let engine = Engine::new(
+            scanners,
+            Arc::clone(&stats),
+            solution_tx,
+            Box::new(move || {
+                let _ = waker.wake();
+            }),
+        );
+        let mut threads = vec![
+            std::thread::Builder::new().name("kiln-engine".into()).spawn(move || engine.run(source_rx, scan_rx)),
+            std::thread::Builder::new().name("kiln-net".into()).spawn(move || client.run()),
+        ]
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| MinerError::Io { what: "starting threads", source })?;
+
+        let mut api_addr = None;
+        if let Some(addr) = cfg.api {
+            let (handle, bound) = crate::api::serve(addr, Arc::clone(&stats), Arc::clone(&stop))
+                .map_err(|source| MinerError::Io { what: "binding the API address", source })?;
+            log::info!("monitoring API (read-only) on http://{bound}/");
+            api_addr = Some(bound);
+            threads.push(handle);
+        }
+        Ok(Miner { stop, stats, threads, api_addr })
+    }
+
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.stats)
+    }
+
+    pub fn is_running(&self) -> bool {
+        !self.stop.load(Ordering::Acquire) && self.threads.iter().all(|t| !t.is_finished())
+    }
+
+    /// Stops every thread and waits for them.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Miner {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

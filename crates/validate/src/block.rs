@@ -1,0 +1,136 @@
+//! Block-level checks: proof of work, merkle root, witness commitment, BIP34.
+
+use bitcoin::Block;
+use bitcoin::hashes::Hash;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use kiln_work::merkle::merkle_root;
+use kiln_work::{BlockHash, CompactTarget, Target};
+
+/// The witness commitment (BIP141) of a block.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum WitnessCommitment {
+    /// The coinbase commits to the witness merkle root, and it matches.
+    Valid,
+    /// No transaction has witness data and no commitment is present.
+    NotRequired,
+    /// Witness data present but the coinbase has no commitment.
+    Missing,
+    /// A commitment is present and does not match (or its nonce is malformed).
+    Mismatch,
+}
+
+/// BIP34: the coinbase starts with the block height (version 2 and later).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Bip34 {
+    /// The height the coinbase states.
+    Height(u64),
+    /// Version 1 blocks carry no height.
+    NotApplicable,
+    /// A version 2+ coinbase that does not begin with a height push.
+    Malformed(String),
+}
+
+/// The header and commitment checks of one block.
+#[derive(Clone, Debug, Serialize)]
+pub struct BlockChecks {
+    pub hash: String,
+    pub bits: String,
+    /// `None` when nBits itself is invalid (the reason is in `pow_error`).
+    pub pow_ok: bool,
+    pub pow_error: Option<String>,
+    pub merkle_ok: bool,
+    pub witness_commitment: WitnessCommitment,
+    pub bip34: Bip34,
+}
+
+impl BlockChecks {
+    pub fn is_valid(&self) -> bool {
+        self.pow_ok
+            && self.merkle_ok
+            && matches!(self.witness_commitment, WitnessCommitment::Valid | WitnessCommitment::NotRequired)
+            && !matches!(self.bip34, Bip34::Malformed(_))
+    }
+
+    /// The height from BIP34, when the block states one.
+    pub fn height(&self) -> Option<u64> {
+        match self.bip34 {
+            Bip34::Height(h) => Some(h),
+            _ => None,
+        }
+    }
+}
+
+/// BIP141: the last coinbase output starting `6a24aa21a9ed` holds
+/// sha256d(witness merkle root ‖ reserved value), where the coinbase's wtxid
+/// counts as zero and the reserved value is the coinbase's single 32-byte
+/// witness item.
+fn witness_commitment(block: &Block, wtxids: &[[u8; 32]], has_witness: bool) -> WitnessCommitment {
+    const MAGIC: [u8; 6] = [0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed];
+    let Some(cb) = block.txdata.first() else { return WitnessCommitment::Missing };
+    let Some(out) =
+        cb.output.iter().rev().find(|o| o.script_pubkey.len() >= 38 && o.script_pubkey.as_bytes()[..6] == MAGIC)
+    else {
+        return if has_witness { WitnessCommitment::Missing } else { WitnessCommitment::NotRequired };
+    };
+    let reserved = match cb.input.first().map(|i| &i.witness) {
+        Some(w) if w.len() == 1 && w.nth(0).is_some_and(|r| r.len() == 32) => w.nth(0).expect("checked"),
+        _ => return WitnessCommitment::Mismatch,
+    };
+    let mut leaves = wtxids.to_vec();
+    leaves[0] = [0; 32];
+    let root = merkle_root(&leaves).expect("at least the coinbase");
+    let mut buf = [0u8; 64];
+    buf[..32].copy_from_slice(&root);
+    buf[32..].copy_from_slice(reserved);
+    if kiln_hash::sha256d(&buf)[..] == out.script_pubkey.as_bytes()[6..38] {
+        WitnessCommitment::Valid
+    } else {
+        WitnessCommitment::Mismatch
+    }
+}
+
+/// Runs the block-level checks. The merkle root is recomputed with kiln's own
+/// merkle code (`work::merkle`), independently of rust-bitcoin's.
+pub fn check_block(block: &Block) -> BlockChecks {
+    let header_bytes = bitcoin::consensus::serialize(&block.header);
+    let hash = BlockHash(kiln_hash::sha256d(&header_bytes));
+    let bits = CompactTarget(block.header.bits.to_consensus());
+    let (pow_ok, pow_error) = match bits.to_target() {
+        Ok(t) => (t.is_met_by(&hash) && t <= Target::DIFF1, None),
+        Err(e) => (false, Some(e.to_string())),
+    };
+    // Hashing every transaction twice (txid, wtxid) is the bulk of these
+    // checks: do it in parallel.
+    let (txids, wtxids): (Vec<[u8; 32]>, Vec<[u8; 32]>) = block
+        .txdata
+        .par_iter()
+        .map(|tx| (tx.compute_txid().to_byte_array(), tx.compute_wtxid().to_byte_array()))
+        .unzip();
+    let merkle_ok = merkle_root(&txids).is_some_and(|r| r == block.header.merkle_root.to_byte_array());
+
+    let has_witness = block.txdata.iter().any(|tx| tx.input.iter().any(|i| !i.witness.is_empty()));
+    let witness_commitment = witness_commitment(block, &wtxids, has_witness);
+    let bip34 = if block.header.version.to_consensus() < 2 {
+        Bip34::NotApplicable
+    } else {
+        match block.bip34_block_height() {
+            Ok(h) => Bip34::Height(h),
+            Err(e) => Bip34::Malformed(e.to_string()),
+        }
+    };
+    BlockChecks {
+        hash: hash.to_string(),
+        bits: bits.to_string(),
+        pow_ok,
+        pow_error,
+        merkle_ok,
+        witness_commitment,
+        bip34,
+    }
+}

@@ -1,0 +1,5 @@
+//! kiln-validate integration tests: real mainnet blocks, BIP/Core/Wycheproof vectors.
+
+mod batch;
+mod validate;
+mod vectors;

@@ -1,0 +1,3 @@
+//! kiln-work integration tests: real mainnet headers through kiln's header, target and hash types.
+
+mod headers;

@@ -1,0 +1,182 @@
+//! The raw command line, as clap parses it. Nothing here has defaults that
+//! could be confused with a value the user gave: options that a config file
+//! may also set are `Option`s, so [`crate::options`] can let the command line
+//! win whenever it was used.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use kiln_scan::gpu::GpuSelection;
+
+#[derive(Parser)]
+#[command(
+    name = "kiln",
+    version,
+    about = "Bitcoin mining and validation engine: SIMD/SHA-NI CPU hashing, \
+wgpu GPU mining, Stratum pool worker, batched signature verification"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+/// Log levels, most severe first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+/// A block and the outputs it spends, shared by the validation commands.
+#[derive(clap::Args)]
+pub struct BlockFiles {
+    /// The block: raw bytes or hex text, optionally zstd-compressed.
+    #[arg(long, value_name = "FILE")]
+    pub block: PathBuf,
+    /// The outputs spent by the block's non-coinbase inputs, in block order:
+    /// a JSON array of {"txout": {"value", "script_pubkey"}} or the JSON of
+    /// `bitcoin-cli getblock HASH 3`; optionally zstd-compressed.
+    #[arg(long, value_name = "FILE")]
+    pub prevouts: PathBuf,
+}
+
+/// GPU selection, shared by the commands that hash.
+#[derive(clap::Args, Clone, Default)]
+pub struct GpuArgs {
+    /// GPUs to use: auto (every hardware adapter; the default), off, or
+    /// indices from `kiln devices` such as 0,2 (software adapters like
+    /// lavapipe only by index).
+    #[arg(long, value_name = "auto|off|LIST")]
+    pub gpu: Option<GpuSelection>,
+    /// Fixed GPU dispatch size of 2^N nonces (10..=32) instead of autotuning
+    /// (which keeps about 20 ms of GPU work queued, the bound on a job switch).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(10..=32))]
+    pub gpu_intensity: Option<u32>,
+}
+
+#[derive(clap::Args, Default)]
+pub struct MineArgs {
+    /// Pool URL: stratum+tcp://HOST:PORT or stratum+ssl://HOST:PORT (repeatable).
+    #[arg(short = 'o', long = "url", value_name = "URL")]
+    pub urls: Vec<String>,
+    /// Worker name for the pool at the same position (repeatable).
+    #[arg(short = 'u', long = "user", value_name = "USER")]
+    pub users: Vec<String>,
+    /// Password for the pool at the same position (repeatable; never logged).
+    #[arg(short = 'p', long = "pass", value_name = "PASS")]
+    pub passes: Vec<String>,
+    /// CPU hashing threads (0 = no CPU mining). Default: every core.
+    #[arg(long, value_name = "N")]
+    pub cpu_threads: Option<usize>,
+    /// CPU backend (see `kiln devices`). Default: the fastest available.
+    #[arg(long, value_name = "NAME")]
+    pub backend: Option<String>,
+    #[command(flatten)]
+    pub gpu: GpuArgs,
+    /// TOML configuration file with the same keys; command-line options win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log level [default: info]. RUST_LOG, when set, filters instead
+    /// (e.g. RUST_LOG=kiln=debug,wgpu_core=info).
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub log_level: Option<Level>,
+    /// Serve read-only JSON and Prometheus metrics: a port (bound on
+    /// 127.0.0.1) or ADDR:PORT.
+    #[arg(long, value_name = "[ADDR:]PORT")]
+    pub api: Option<String>,
+    /// Ask the pool for this starting difficulty (mining.suggest_difficulty).
+    #[arg(long, value_name = "D")]
+    pub suggest_difficulty: Option<f64>,
+    /// Do not ask for version rolling (BIP310).
+    #[arg(long)]
+    pub no_version_rolling: bool,
+    /// Seconds between status lines [default: 10].
+    #[arg(long, value_name = "S")]
+    pub status_interval: Option<u64>,
+    /// Stop after this many seconds (default: run until killed).
+    #[arg(long, value_name = "S")]
+    pub duration: Option<u64>,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Measure sha256d hash rates of every available backend (no pool, no GPU needed).
+    ///
+    /// Each backend first proves itself on real mainnet headers, then hashes
+    /// block 866342's header for a few seconds per thread count. The reference
+    /// column is OpenSSL's single-stream SHA-256 rate in 64-byte blocks,
+    /// measured in the same run (the sha2 crate when openssl is missing).
+    Bench {
+        /// Only this backend (see `kiln devices`).
+        #[arg(long, value_name = "NAME")]
+        backend: Option<String>,
+        /// Thread count. Default: 1 and every core.
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+        /// Seconds of measurement per row.
+        #[arg(long, value_name = "S", default_value_t = 3.0)]
+        seconds: f64,
+        /// Print a JSON array (one object per row) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Skip the OpenSSL reference measurement.
+        #[arg(long)]
+        no_reference: bool,
+        #[command(flatten)]
+        gpu: GpuArgs,
+    },
+    /// List the hashing backends and GPU adapters this machine has.
+    Devices,
+    /// Mine on one or more Stratum V1 pools (priority order, with failover).
+    ///
+    /// Example: kiln mine -o stratum+tcp://pool.example:3333 -u wallet.worker -p x
+    ///
+    /// Repeat -o/-u/-p for backup pools; a pool without its own -u/-p uses the
+    /// previous one's. Every option can also come from a TOML file (--config)
+    /// with the same names, pools as [[pool]] tables with url, user, pass; an
+    /// option given on the command line always wins over the file.
+    ///
+    /// Every kernel (CPU backend and GPU) proves itself on real mainnet
+    /// headers before mining starts.
+    ///
+    /// A status line every few seconds shows each scanner's rate, the 1-minute
+    /// average, accepted/rejected/stale shares, hardware errors, pool and
+    /// difficulty.
+    Mine(MineArgs),
+    /// Validate a block: proof of work, merkle root, witness commitment, BIP34,
+    /// and every input's signatures against the outputs it spends.
+    ///
+    /// Exit status: 0 valid, 1 invalid (each bad input is named), 2 unreadable
+    /// or inconsistent input files.
+    VerifyBlock {
+        #[command(flatten)]
+        files: BlockFiles,
+        /// Verification threads (0 = every core).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        threads: usize,
+        /// Verify Schnorr signatures one by one instead of with BIP340 batch
+        /// verification (same verdicts; for comparison).
+        #[arg(long)]
+        no_schnorr_batch: bool,
+        /// Print the full report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Time bare libsecp256k1 verification of a block's signatures (one
+    /// thread) against kiln's whole validation pipeline (all threads).
+    BenchVerify {
+        #[command(flatten)]
+        files: BlockFiles,
+        /// Pipeline threads (0 = every core).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        threads: usize,
+        /// Repetitions; medians are reported.
+        #[arg(long, value_name = "N", default_value_t = 5)]
+        runs: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}

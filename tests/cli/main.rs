@@ -1,0 +1,194 @@
+//! The `kiln` binary as a user runs it: outputs and exit codes.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use kiln_testkit::blocks::{flip_first_signature, load};
+use kiln_testkit::data::path;
+
+fn kiln(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).output().expect("running kiln")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("kiln-test-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+const B: &str = "mainnet/block_866342.raw.zst";
+const P: &str = "mainnet/block_866342.spent_utxos.json.zst";
+
+#[test]
+fn verify_block_valid_invalid_and_unreadable_exit_codes() {
+    let (b, p) = (path(B), path(P));
+    let ok = kiln(&["verify-block", "--block", b.to_str().unwrap(), "--prevouts", p.to_str().unwrap()]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    assert!(text(&ok).contains("VALID"));
+
+    // A flipped signature: exit 1, the input named.
+    let (mut block, _) = load(866342);
+    assert!(flip_first_signature(&mut block.txdata[10]));
+    let bad_path = tmp("bad_block.bin");
+    std::fs::write(&bad_path, bitcoin::consensus::serialize(&block)).unwrap();
+    let bad =
+        kiln(&["verify-block", "--block", bad_path.to_str().unwrap(), "--prevouts", p.to_str().unwrap(), "--json"]);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+    let report: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
+    let bads = report["bad_inputs"].as_array().unwrap();
+    assert_eq!(bads.len(), 1);
+    assert_eq!(bads[0]["tx_index"], 10);
+    assert_eq!(bads[0]["input_index"], 0);
+    // The same verdict with Schnorr batching off.
+    let one_by_one = kiln(&[
+        "verify-block",
+        "--block",
+        bad_path.to_str().unwrap(),
+        "--prevouts",
+        p.to_str().unwrap(),
+        "--json",
+        "--no-schnorr-batch",
+    ]);
+    assert_eq!(one_by_one.status.code(), Some(1), "{}", text(&one_by_one));
+    let again: serde_json::Value = serde_json::from_slice(&one_by_one.stdout).unwrap();
+    assert_eq!(again["bad_inputs"], report["bad_inputs"]);
+
+    // Hex text input works too.
+    let hex_path = tmp("block.hex");
+    std::fs::write(&hex_path, hex::encode(kiln_testkit::data::read(B))).unwrap();
+    let hexed = kiln(&["verify-block", "--block", hex_path.to_str().unwrap(), "--prevouts", p.to_str().unwrap()]);
+    assert_eq!(hexed.status.code(), Some(0), "{}", text(&hexed));
+
+    // Wrong number of prevouts: exit 2 with a clear message.
+    let v: serde_json::Value = serde_json::from_slice(&kiln_testkit::data::read(P)).unwrap();
+    let mut arr = v.as_array().unwrap().clone();
+    arr.pop();
+    let short = tmp("short.json");
+    std::fs::write(&short, serde_json::to_vec(&arr).unwrap()).unwrap();
+    let o = kiln(&["verify-block", "--block", b.to_str().unwrap(), "--prevouts", short.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("7971 spent outputs given, but the block has 7972"), "{}", text(&o));
+
+    // Unreadable and malformed files: exit 2, no panic.
+    let o = kiln(&["verify-block", "--block", "/nonexistent/block", "--prevouts", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("cannot read"));
+    let junk = tmp("junk.bin");
+    std::fs::write(&junk, b"\\x01\\x02 not a block").unwrap();
+    let o = kiln(&["verify-block", "--block", junk.to_str().unwrap(), "--prevouts", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!text(&o).contains("panicked"));
+    let o = kiln(&["verify-block", "--block", b.to_str().unwrap(), "--prevouts", junk.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("not JSON"), "{}", text(&o));
+}
+
+/// The `bitcoin-cli getblock HASH 3` prevouts format.
+#[test]
+fn verify_block_accepts_getblock_verbosity_3_prevouts() {
+    let (block, prevouts) = load(866342);
+    let mut at = 0;
+    let txs: Vec<serde_json::Value> = block
+        .txdata
+        .iter()
+        .enumerate()
+        .map(|(ti, tx)| {
+            let vin: Vec<serde_json::Value> = tx
+                .input
+                .iter()
+                .map(|_| {
+                    if ti == 0 {
+                        serde_json::json!({"coinbase": "00"})
+                    } else {
+                        let o = &prevouts[at];
+                        at += 1;
+                        serde_json::json!({"prevout": {
+                            "value": o.value.to_sat() as f64 / 1e8,
+                            "scriptPubKey": {"hex": hex::encode(o.script_pubkey.as_bytes())}
+                        }})
+                    }
+                })
+                .collect();
+            serde_json::json!({"txid": tx.compute_txid().to_string(), "vin": vin})
+        })
+        .collect();
+    let f = tmp("getblock3.json");
+    std::fs::write(&f, serde_json::to_vec(&serde_json::json!({"hash": "x", "tx": txs})).unwrap()).unwrap();
+    let o = kiln(&["verify-block", "--block", path(B).to_str().unwrap(), "--prevouts", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[test]
+fn bench_json_and_devices() {
+    let o = kiln(&["bench", "--backend", "scalar", "--threads", "1", "--seconds", "0.75", "--json", "--no-reference"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let row = &rows.as_array().unwrap()[0];
+    for key in ["backend", "threads", "hashes", "seconds", "mhs"] {
+        assert!(row.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(row["backend"], "scalar");
+    assert!(row["mhs"].as_f64().unwrap() > 0.1);
+    let o = kiln(&["bench", "--backend", "nosuch"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("unknown backend"));
+    let o = kiln(&["devices"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o).contains("scalar"));
+}
+
+#[test]
+fn mine_against_a_loopback_pool_never_logs_the_password() {
+    use kiln_testkit::pool::{Behavior, TestPool};
+    let pool = TestPool::start(Behavior::default());
+    let url = pool.url();
+    let o = kiln(&[
+        "mine",
+        "-o",
+        &url,
+        "-u",
+        "kiln.cli",
+        "-p",
+        "s3cret-pass",
+        "--cpu-threads",
+        "1",
+        "--gpu",
+        "off",
+        "--duration",
+        "4",
+        "--status-interval",
+        "1",
+        "--log-level",
+        "debug",
+    ]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("share accepted"), "{out}");
+    assert!(out.contains("MH/s"), "status line: {out}");
+    assert!(!out.contains("s3cret-pass"), "password in the logs: {out}");
+    assert!(pool.log.lock().unwrap().valid() >= 1);
+    assert_eq!(pool.log.lock().unwrap().passwords_seen, vec!["s3cret-pass".to_string()]);
+
+    // The same from a TOML config file.
+    let cfg = tmp("kiln.toml");
+    std::fs::write(&cfg, format!("cpu-threads = 1\ngpu = \"off\"\nstatus-interval = 1\n\n[[pool]]\nurl = \"{url}\"\nuser = \"kiln.toml\"\npass = \"x\"\n")).unwrap();
+    let o = kiln(&["mine", "--config", cfg.to_str().unwrap(), "--duration", "3"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("share accepted"), "{}", text(&o));
+
+    // Usage errors: exit 2 with a message.
+    let o = kiln(&["mine", "-o", "http://x:1", "-u", "u"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("unsupported scheme"), "{}", text(&o));
+    let o = kiln(&["mine"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("no pool given"));
+    std::fs::write(&cfg, "cpu_threadz = 1\n").unwrap();
+    let o = kiln(&["mine", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("unknown field"), "{}", text(&o));
+}
