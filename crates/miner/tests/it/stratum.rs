@@ -498,7 +498,7 @@ fn fuzz_session_never_panics() {
 /// Benchmark, not a check run in CI: mines a loopback pool for 60 s at a low
 /// difficulty and compares the hash rate implied by accepted shares with
 /// `kiln bench`'s rate for the same backend and threads, measured just before.
-/// Run: cargo test --release --test it -- --ignored loopback_pool_rate --nocapture
+/// Run: cargo test --release -p kiln-miner --test it -- --ignored loopback_pool_rate --nocapture
 #[test]
 #[ignore = "a one-minute benchmark; run by hand, figures go to BENCHMARKS.md"]
 fn loopback_pool_rate_matches_bench() {
