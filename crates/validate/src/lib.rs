@@ -20,6 +20,7 @@ pub mod block;
 pub mod extract;
 pub mod input;
 pub mod oracle;
+pub mod rules;
 pub mod sighash;
 pub mod verify;
 

@@ -1,0 +1,3 @@
+//! Tests of the testkit itself against a real regtest bitcoind.
+
+mod real_node;
