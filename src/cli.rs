@@ -43,6 +43,24 @@ pub struct BlockFiles {
     pub prevouts: PathBuf,
 }
 
+/// Chain context for the validation commands.
+#[derive(clap::Args)]
+pub struct ChainArgs {
+    /// Whose consensus rules apply: main, test, testnet4, signet or regtest.
+    #[arg(long, value_name = "CHAIN", default_value = "main")]
+    pub chain: kiln_validate::rules::Network,
+    /// The block's height, for blocks that state none (version 1, before
+    /// BIP34); when the coinbase states one, the two must agree.
+    #[arg(long, value_name = "N")]
+    pub height: Option<u32>,
+    /// Consecutive 80-byte headers (raw, optionally zstd) up to at least the
+    /// block's parent: gives the median time past that lock-time finality
+    /// (BIP113) and BIP68 time locks need. Without it those rules are
+    /// reported as not checked.
+    #[arg(long, value_name = "FILE")]
+    pub headers: Option<PathBuf>,
+}
+
 /// GPU selection, shared by the commands that hash.
 #[derive(clap::Args, Clone, Default)]
 pub struct GpuArgs {
@@ -147,13 +165,22 @@ pub enum Cmd {
     /// difficulty.
     Mine(MineArgs),
     /// Validate a block: proof of work, merkle root, witness commitment, BIP34,
-    /// and every input's signatures against the outputs it spends.
+    /// the consensus rules that protect money (sizes, weight, coinbase,
+    /// amounts, fees and subsidy, duplicate and missing inputs, coinbase
+    /// maturity, sigops, lock times), and every input's scripts against the
+    /// outputs it spends.
     ///
-    /// Exit status: 0 valid, 1 invalid (each bad input is named), 2 unreadable
-    /// or inconsistent input files.
+    /// Each broken rule is named by Bitcoin Core's reject reason (e.g.
+    /// bad-txns-in-belowout). Rules that need context the files do not give
+    /// (median time past: --headers; coinbase flags and heights of the spent
+    /// outputs) are listed as not checked, never passed silently.
+    ///
+    /// Exit status: 0 valid, 1 invalid, 2 unreadable or inconsistent input.
     VerifyBlock {
         #[command(flatten)]
         files: BlockFiles,
+        #[command(flatten)]
+        chain: ChainArgs,
         /// Verification threads (0 = every core).
         #[arg(long, value_name = "N", default_value_t = 0)]
         threads: usize,

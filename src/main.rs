@@ -31,9 +31,9 @@ fn main() -> ExitCode {
             commands::devices::run()
         }
         Cmd::Mine(args) => mine(args),
-        Cmd::VerifyBlock { files, threads, no_schnorr_batch, json } => {
+        Cmd::VerifyBlock { files, chain, threads, no_schnorr_batch, json } => {
             logger::init(Level::Info);
-            commands::verify::run_verify_block(&files.block, &files.prevouts, threads, !no_schnorr_batch, json)
+            commands::verify::run_verify_block(&files, &chain, threads, !no_schnorr_batch, json)
         }
         Cmd::BenchVerify { files, threads, runs, json } => {
             logger::init(Level::Info);

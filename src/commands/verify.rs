@@ -2,15 +2,42 @@
 
 use std::path::Path;
 
+use kiln_validate::{HeaderTimes, Options};
+
+use crate::cli::{BlockFiles, ChainArgs};
+
 use std::process::ExitCode;
 
 use crate::AnyResult;
 
-pub fn run_verify_block(block: &Path, prevouts: &Path, threads: usize, batch: bool, json: bool) -> AnyResult<ExitCode> {
+pub fn run_verify_block(
+    files: &BlockFiles,
+    chain: &ChainArgs,
+    threads: usize,
+    batch: bool,
+    json: bool,
+) -> AnyResult<ExitCode> {
     let started = std::time::Instant::now();
-    let b = kiln_validate::read_block(block)?;
-    let p = kiln_validate::read_prevouts(prevouts)?;
-    let r = kiln_validate::verify::validate_with(&b, &p, threads, batch)?;
+    let b = kiln_validate::read_block(&files.block)?;
+    let p = kiln_validate::read_spent(&files.prevouts)?;
+    let bip34 = (b.header.version.to_consensus() >= 2).then(|| b.bip34_block_height().ok()).flatten();
+    let height = chain.height.or(bip34.and_then(|h| u32::try_from(h).ok()));
+    let headers = match (&chain.headers, height) {
+        (Some(path), Some(h)) => Some(HeaderTimes::read(path, &b, h)?),
+        (Some(_), None) => return Err("--headers needs the block's height (--height for a block without BIP34)".into()),
+        (None, _) => None,
+    };
+    let mtp = |h: u32| headers.as_ref().and_then(|t| t.mtp_at(h));
+    let opts = Options {
+        threads,
+        schnorr_batch: batch,
+        network: chain.chain,
+        height: chain.height,
+        median_time_past: height.and_then(|h| h.checked_sub(1)).and_then(mtp),
+        mtp_of_height: headers.as_ref().map(|_| &mtp as &(dyn Fn(u32) -> Option<u32> + Sync)),
+    };
+    let origins = p.origins_known.then_some(&p.origins[..]);
+    let r = kiln_validate::validate_block(&b, &p.txouts, origins, &opts)?;
     let total_ms = started.elapsed().as_secs_f64() * 1e3;
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -27,6 +54,13 @@ pub fn run_verify_block(block: &Path, prevouts: &Path, threads: usize, batch: bo
         );
         println!("  merkle root          {}", yes(c.merkle_ok));
         println!("  witness commitment   {:?}", c.witness_commitment);
+        println!(
+            "  consensus rules      {} (fees {} sat, weight {}, sigop cost {})",
+            yes(r.rules.violations.is_empty()),
+            r.rules.fees,
+            r.rules.weight,
+            r.rules.sigop_cost
+        );
         println!("  transactions         {}", r.transactions);
         println!("  inputs               {} ({} signature verifications)", r.inputs, r.signatures);
         for (t, n) in &r.inputs_by_type {
@@ -36,13 +70,30 @@ pub fn run_verify_block(block: &Path, prevouts: &Path, threads: usize, batch: bo
             "  time                 {total_ms:.1} ms (extract {:.1} ms, verify {:.1} ms)",
             r.extract_ms, r.verify_ms
         );
+        for v in &r.rules.violations {
+            let at = match (v.tx, v.input) {
+                (Some(t), Some(i)) => format!(" tx {t} input {i}"),
+                (Some(t), None) => format!(" tx {t}"),
+                _ => String::new(),
+            };
+            println!("  RULE {}{at}: {}", v.rule, v.detail);
+        }
         for bad in &r.bad_inputs {
             println!(
                 "  BAD INPUT tx {} input {} (txid {}, {}): {}",
                 bad.tx_index, bad.input_index, bad.txid, bad.script_type, bad.reason
             );
         }
-        println!("{}", if r.is_valid() { "VALID" } else { "INVALID" });
+        for n in r.not_checked() {
+            let first = n.first_tx.map(|t| format!(", first tx {t}")).unwrap_or_default();
+            println!("  NOT CHECKED {} ({} affected{first}): {}", n.rule, n.count, n.reason);
+        }
+        let verdict = match (r.is_valid(), r.not_checked().len()) {
+            (false, _) => "INVALID".to_string(),
+            (true, 0) => "VALID".to_string(),
+            (true, n) => format!("VALID, with {n} rule{} not checked (listed above)", if n == 1 { "" } else { "s" }),
+        };
+        println!("{verdict}");
     }
     Ok(if r.is_valid() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -62,11 +62,11 @@ pub fn bench_verify(
     runs: usize,
 ) -> Result<VerifyBench, InputError> {
     let block = decode_block(block_bytes, "block")?;
-    let per_tx = split_prevouts(&block, prevouts);
     let inputs: usize = block.txdata.iter().skip(1).map(|t| t.input.len()).sum();
     if inputs != prevouts.len() {
         return Err(InputError::PrevoutCount { prevouts: prevouts.len(), inputs });
     }
+    let per_tx = split_prevouts(&block, prevouts);
     let checks = extract_all(&block, &per_tx);
     // Pre-parsed signatures: one verification each (the signing key of a
     // multisig signature is found once, outside the timed loop).

@@ -1,12 +1,14 @@
 //! Block-level checks: proof of work, merkle root, witness commitment, BIP34.
 
-use bitcoin::Block;
 use bitcoin::hashes::Hash;
+use bitcoin::{Block, Txid, Wtxid};
 use rayon::prelude::*;
 use serde::Serialize;
 
 use kiln_work::merkle::merkle_root;
-use kiln_work::{BlockHash, CompactTarget, Target};
+use kiln_work::{BlockHash, CompactTarget};
+
+use crate::rules::Network;
 
 /// The witness commitment (BIP141) of a block.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -95,23 +97,64 @@ fn witness_commitment(block: &Block, wtxids: &[[u8; 32]], has_witness: bool) -> 
     }
 }
 
-/// Runs the block-level checks. The merkle root is recomputed with kiln's own
-/// merkle code (`work::merkle`), independently of rust-bitcoin's.
+/// Every transaction's txid and wtxid, hashed once per block and shared by
+/// the block checks and the consensus rules.
+pub struct TxHashes {
+    pub txids: Vec<Txid>,
+    /// As Core computes them: a transaction without witness data has its
+    /// txid here (no second hash).
+    pub wtxids: Vec<Wtxid>,
+}
+
+impl TxHashes {
+    /// Hashing every transaction is the bulk of the block-level work: do it
+    /// in parallel.
+    pub fn of(block: &Block) -> Self {
+        let (txids, wtxids) = block
+            .txdata
+            .par_iter()
+            .map(|tx| {
+                let txid = tx.compute_txid();
+                let wtxid = if tx.input.iter().all(|i| i.witness.is_empty()) {
+                    Wtxid::from_byte_array(txid.to_byte_array())
+                } else {
+                    tx.compute_wtxid()
+                };
+                (txid, wtxid)
+            })
+            .unzip();
+        TxHashes { txids, wtxids }
+    }
+}
+
+/// The largest target a network allows (its `powLimit`).
+pub fn pow_limit(network: Network) -> CompactTarget {
+    CompactTarget(match network {
+        Network::Mainnet | Network::Testnet3 | Network::Testnet4 => 0x1d00_ffff,
+        Network::Signet => 0x1e03_77ae,
+        Network::Regtest => 0x207f_ffff,
+    })
+}
+
+/// Runs the block-level checks of a mainnet block.
 pub fn check_block(block: &Block) -> BlockChecks {
+    check_block_with(block, Network::Mainnet, &TxHashes::of(block))
+}
+
+/// Runs the block-level checks. The merkle root is recomputed with kiln's own
+/// merkle code (`kiln_work::merkle`), independently of rust-bitcoin's and of
+/// [`crate::rules`]'s.
+pub fn check_block_with(block: &Block, network: Network, hashes: &TxHashes) -> BlockChecks {
     let header_bytes = bitcoin::consensus::serialize(&block.header);
     let hash = BlockHash(kiln_hash::sha256d(&header_bytes));
     let bits = CompactTarget(block.header.bits.to_consensus());
+    let limit = pow_limit(network).to_target().expect("valid constant");
     let (pow_ok, pow_error) = match bits.to_target() {
-        Ok(t) => (t.is_met_by(&hash) && t <= Target::DIFF1, None),
+        Ok(t) => (t.is_met_by(&hash) && t <= limit, None),
         Err(e) => (false, Some(e.to_string())),
     };
-    // Hashing every transaction twice (txid, wtxid) is the bulk of these
-    // checks: do it in parallel.
-    let (txids, wtxids): (Vec<[u8; 32]>, Vec<[u8; 32]>) = block
-        .txdata
-        .par_iter()
-        .map(|tx| (tx.compute_txid().to_byte_array(), tx.compute_wtxid().to_byte_array()))
-        .unzip();
+    let txids: Vec<[u8; 32]> = hashes.txids.iter().map(|t| t.to_byte_array()).collect();
+    let wtxids: Vec<[u8; 32]> = hashes.wtxids.iter().map(|t| t.to_byte_array()).collect();
     let merkle_ok = merkle_root(&txids).is_some_and(|r| r == block.header.merkle_root.to_byte_array());
 
     let has_witness = block.txdata.iter().any(|tx| tx.input.iter().any(|i| !i.witness.is_empty()));

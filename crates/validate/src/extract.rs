@@ -426,6 +426,22 @@ impl TxCtx<'_> {
                 return fail(ScriptType::Interpreter("p2sh"), "redeem script does not match the P2SH hash");
             }
             let redeem = Script::from_bytes(redeem);
+            // BIP141: a P2SH-wrapped witness program's scriptSig must be
+            // exactly one minimal push of the program (Core's
+            // WITNESS_MALLEATED_P2SH); any other encoding of the same push
+            // would change the txid without touching the witness.
+            if witness_on && redeem.is_witness_program() {
+                let canonical = sig_script.len() == redeem.len() + 1
+                    && sig_script.as_bytes()[0] as usize == redeem.len()
+                    && items.is_empty();
+                if !canonical {
+                    let t = if redeem.is_p2wpkh() { ScriptType::P2shP2wpkh } else { ScriptType::Interpreter("p2sh") };
+                    return fail(
+                        t,
+                        "witness-malleated-p2sh: the scriptSig must be exactly one push of the witness program",
+                    );
+                }
+            }
             if witness_on && redeem.is_p2wpkh() && items.is_empty() {
                 return self.p2wpkh(i, redeem, &wit, ScriptType::P2shP2wpkh);
             }
@@ -573,7 +589,9 @@ pub fn split_prevouts<'a>(block: &Block, prevouts: &'a [TxOut]) -> Vec<&'a [TxOu
     let mut at = 0;
     for (ti, tx) in block.txdata.iter().enumerate() {
         let n = if ti == 0 { 0 } else { tx.input.len() };
-        out.push(&prevouts[at..at + n]);
+        // Callers check the count first; a short list still never panics
+        // here (the missing transactions get empty slices).
+        out.push(prevouts.get(at..at + n).unwrap_or(&[]));
         at += n;
     }
     out

@@ -16,10 +16,11 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::batch::{self, SchnorrItem};
-use super::block::{BlockChecks, check_block};
-use super::extract::{InputCheck, KeyCache, SigCheck, extract_block, flags_for, split_prevouts};
+use super::block::{BlockChecks, TxHashes, check_block_with};
+use super::extract::{InputCheck, KeyCache, SigCheck, extract_block, split_prevouts};
 use super::input::InputError;
 use super::oracle;
+use crate::rules::{self, CoinOrigin, MtpLookup, Network, NotChecked, Precomputed, RulesReport};
 use crate::secp;
 
 /// Checks handed to one rayon task at a time.
@@ -35,10 +36,44 @@ pub struct BadInput {
     pub reason: String,
 }
 
+/// What validation knows beyond the block and its spent outputs.
+#[derive(Clone, Copy)]
+pub struct Options<'a> {
+    /// Verification threads (0 = the global pool, one per core).
+    pub threads: usize,
+    /// BIP340 batch verification (`false`: one by one; same verdicts).
+    pub schnorr_batch: bool,
+    /// Whose consensus parameters apply (activation heights, subsidy, pow limit).
+    pub network: Network,
+    /// The block's height when it states none (version 1, before BIP34);
+    /// otherwise it must equal the BIP34 height.
+    pub height: Option<u32>,
+    /// Median time past of the previous block (BIP113 finality, BIP68).
+    pub median_time_past: Option<u32>,
+    /// Median time past of the block at a height (BIP68 time locks).
+    pub mtp_of_height: Option<MtpLookup<'a>>,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options {
+            threads: 0,
+            schnorr_batch: true,
+            network: Network::Mainnet,
+            height: None,
+            median_time_past: None,
+            mtp_of_height: None,
+        }
+    }
+}
+
 /// The outcome of validating one block.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub block: BlockChecks,
+    /// The block's consensus rules (amounts, fees, subsidy, maturity, sigops,
+    /// weight, finality…), each failure named by Core's reject reason.
+    pub rules: RulesReport,
     pub transactions: usize,
     /// Non-coinbase inputs.
     pub inputs: usize,
@@ -52,8 +87,16 @@ pub struct Report {
 }
 
 impl Report {
+    /// No rule checked was broken. Rules that could not be checked for lack
+    /// of context are in [`Report::not_checked`]; they do not make a block
+    /// invalid, and a caller must say so rather than report a plain VALID.
     pub fn is_valid(&self) -> bool {
-        self.block.is_valid() && self.bad_inputs.is_empty()
+        self.block.is_valid() && self.bad_inputs.is_empty() && self.rules.violations.is_empty()
+    }
+
+    /// Rules left unchecked for lack of context (time, heights, origins).
+    pub fn not_checked(&self) -> &[NotChecked] {
+        &self.rules.not_checked
     }
 }
 
@@ -104,8 +147,10 @@ pub fn run_check<'a>(
     }
 }
 
-/// Validates a block against the outputs it spends, on `threads` threads
-/// (0 = all cores), with BIP340 batch verification.
+/// Validates a mainnet block against the outputs it spends, on `threads`
+/// threads (0 = all cores), with BIP340 batch verification. The spent
+/// outputs' origins are unknown, so coinbase maturity and BIP68 are reported
+/// as not checked.
 ///
 /// # Errors
 /// [`InputError::PrevoutCount`] when the prevouts do not line up with the
@@ -125,20 +170,38 @@ pub fn validate_with(
     threads: usize,
     schnorr_batch: bool,
 ) -> Result<Report, InputError> {
+    validate_block(block, prevouts, None, &Options { threads, schnorr_batch, ..Options::default() })
+}
+
+/// Validates a block: block checks, consensus rules and every input's
+/// scripts. `origins` (one per prevout) says which spent outputs are
+/// coinbase outputs and at which height each was created.
+///
+/// # Errors
+/// [`InputError::PrevoutCount`] when the prevouts do not line up with the
+/// block's non-coinbase inputs, [`InputError::Height`] when the block's
+/// height is unknown or contradicts `opts.height`.
+pub fn validate_block(
+    block: &Block,
+    prevouts: &[TxOut],
+    origins: Option<&[CoinOrigin]>,
+    opts: &Options<'_>,
+) -> Result<Report, InputError> {
     let inputs: usize = block.txdata.iter().skip(1).map(|tx| tx.input.len()).sum();
-    if inputs != prevouts.len() {
+    if inputs != prevouts.len() || origins.is_some_and(|o| o.len() != prevouts.len()) {
         return Err(InputError::PrevoutCount { prevouts: prevouts.len(), inputs });
     }
+    let threads = opts.threads;
     // The global pool already has one thread per core: use it unless asked
     // for another size (starting threads costs time on every block).
     if threads == 0 || threads == rayon::current_num_threads() {
-        return validate_in_pool(block, prevouts, inputs, schnorr_batch);
+        return validate_in_pool(block, prevouts, origins, inputs, opts);
     }
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| InputError::Prevouts {
         path: "-".into(),
         reason: format!("cannot start {threads} threads: {e}"),
     })?;
-    pool.install(|| validate_in_pool(block, prevouts, inputs, schnorr_batch))
+    pool.install(|| validate_in_pool(block, prevouts, origins, inputs, opts))
 }
 
 /// A unit of parallel work.
@@ -206,19 +269,79 @@ const SCHNORR_BAD: &str = "Schnorr signature does not verify";
 fn validate_in_pool(
     block: &Block,
     prevouts: &[TxOut],
+    origins: Option<&[CoinOrigin]>,
     inputs: usize,
-    schnorr_batch: bool,
+    opts: &Options<'_>,
 ) -> Result<Report, InputError> {
     let per_tx = split_prevouts(block, prevouts);
     let t0 = Instant::now();
-    // Block checks and key parsing are independent: run them side by side.
-    let (checks_hdr, keys) = rayon::join(|| check_block(block), || KeyCache::for_block(block, &per_tx));
-    let flags = flags_for(checks_hdr.height());
-    let checks: Vec<InputCheck> = extract_block(block, &per_tx, flags, &keys);
+    // The height decides the script flags, so it comes first (BIP34 is a
+    // parse of the coinbase, no hashing).
+    let bip34 = (block.header.version.to_consensus() >= 2)
+        .then(|| block.bip34_block_height().ok())
+        .flatten()
+        .and_then(|h| u32::try_from(h).ok());
+    let height = match (bip34, opts.height) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(InputError::Height(format!("the coinbase says height {a}, but {b} was given")));
+        }
+        (Some(h), _) | (None, Some(h)) => h,
+        (None, None) => {
+            return Err(InputError::Height("the block states no BIP34 height; give it (--height)".into()));
+        }
+    };
+    let flags = rules::script_flags(opts.network, height);
+    // Hashes, then block checks and rules beside key parsing and extraction.
+    let hashes = TxHashes::of(block);
+    let unknown_origins;
+    let origins_unknown = origins.is_none();
+    let origins = match origins {
+        Some(o) => o,
+        None => {
+            unknown_origins = vec![CoinOrigin::default(); prevouts.len()];
+            &unknown_origins[..]
+        }
+    };
+    let ctx = rules::Context {
+        network: opts.network,
+        height,
+        median_time_past: opts.median_time_past,
+        mtp_of_height: opts.mtp_of_height,
+    };
+    let ((checks_hdr, rules_report), (keys, checks)) = rayon::join(
+        || {
+            rayon::join(
+                || check_block_with(block, opts.network, &hashes),
+                || {
+                    let pre = Precomputed { txids: Some(&hashes.txids), wtxids: Some(&hashes.wtxids) };
+                    rules::check_rules_with(block, prevouts, origins, &ctx, pre)
+                },
+            )
+        },
+        || {
+            let keys = KeyCache::for_block(block, &per_tx);
+            let checks: Vec<InputCheck> = extract_block(block, &per_tx, flags, &keys);
+            (keys, checks)
+        },
+    );
+    drop(keys);
+    let mut rules_report =
+        rules_report.map_err(|e| InputError::Prevouts { path: "-".into(), reason: e.to_string() })?;
+    if origins_unknown && !prevouts.is_empty() {
+        // Without origins every coin looks like a non-coinbase one to the
+        // rules: say plainly that maturity was not checked at all.
+        rules_report.not_checked.retain(|n| n.rule != rules::reason::BAD_TXNS_PREMATURE_SPEND_OF_COINBASE);
+        rules_report.not_checked.push(NotChecked {
+            rule: rules::reason::BAD_TXNS_PREMATURE_SPEND_OF_COINBASE,
+            reason: "the spent outputs do not say which are coinbase outputs, nor their heights",
+            count: prevouts.len(),
+            first_tx: None,
+        });
+    }
     let extract_ms = t0.elapsed().as_secs_f64() * 1e3;
 
     let t1 = Instant::now();
-    let outcomes = verify_checks(block, &per_tx, &checks, schnorr_batch);
+    let outcomes = verify_checks(block, &per_tx, &checks, opts.schnorr_batch);
     let verify_ms = t1.elapsed().as_secs_f64() * 1e3;
 
     let mut counts: std::collections::HashMap<super::extract::ScriptType, usize> = std::collections::HashMap::new();
@@ -240,6 +363,7 @@ fn validate_in_pool(
     let by_type: BTreeMap<String, usize> = counts.into_iter().map(|(t, n)| (t.name(), n)).collect();
     Ok(Report {
         block: checks_hdr,
+        rules: rules_report,
         transactions: block.txdata.len(),
         inputs,
         inputs_by_type: by_type,

@@ -137,6 +137,25 @@ struct Flight {
     count: u64,
 }
 
+/// Dispatch sizes: whole workgroups (`granule` nonces each), and at most
+/// `u32::MAX` nonces, since a dispatch's count is a u32 (2^32 would wrap to 0).
+#[derive(Clone, Copy)]
+struct DispatchSizes {
+    granule: u64,
+}
+
+impl DispatchSizes {
+    fn clamp(self, n: u64) -> u64 {
+        let max = (u64::from(u32::MAX) / self.granule) * self.granule;
+        ((n / self.granule) * self.granule).clamp(self.granule, max)
+    }
+
+    /// `--gpu-intensity N`: 2^N nonces (10..=32); else 2^16 to start autotuning from.
+    fn initial(self, intensity: Option<u32>) -> u64 {
+        self.clamp(1u64 << intensity.map_or(16, |i| i.clamp(10, 32)))
+    }
+}
+
 fn run(
     k: &Kernel,
     opts: &GpuScannerOptions,
@@ -145,11 +164,8 @@ fn run(
     name: &str,
 ) -> Result<(), String> {
     let granule = k.granule() as u64;
-    let round = |n: u64| (n / granule).max(1) * granule;
-    let mut batch: u64 = match opts.intensity {
-        Some(i) => round(1u64 << i.clamp(10, 32)),
-        None => round(1 << 16),
-    };
+    let sizes = DispatchSizes { granule };
+    let mut batch = sizes.initial(opts.intensity);
     sh.batch.store(batch, Ordering::Relaxed);
     let mut slots: Vec<Slot> = (0..IN_FLIGHT).map(|i| k.new_slot(i)).collect();
     let mut flights: VecDeque<(usize, Flight)> = VecDeque::new();
@@ -226,9 +242,29 @@ fn run(
             let took = now.duration_since(prev).as_secs_f64().max(1e-6);
             let want = opts.switch_budget.as_secs_f64() / IN_FLIGHT as f64;
             let factor = (want / took).clamp(0.5, 2.0);
-            batch = round(((batch as f64) * factor) as u64).clamp(granule, 1 << 32);
+            batch = sizes.clamp(((batch as f64) * factor) as u64);
             sh.batch.store(batch, Ordering::Relaxed);
         }
         last_done = Some(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DispatchSizes;
+
+    #[test]
+    fn every_dispatch_size_fits_a_u32_count() {
+        for granule in [64u64, 256, 1024, 4096] {
+            let s = DispatchSizes { granule };
+            for i in 10..=32 {
+                let n = s.initial(Some(i));
+                assert!(n > 0 && n <= u64::from(u32::MAX) && n % granule == 0, "intensity {i}: {n}");
+            }
+            assert_eq!(s.initial(Some(32)), (u64::from(u32::MAX) / granule) * granule);
+            assert_eq!(s.clamp(u64::MAX / 2), s.initial(Some(32)), "autotune growth is capped the same way");
+            assert_eq!(s.clamp(1), granule);
+            assert_eq!(s.initial(None), 1 << 16);
+        }
     }
 }

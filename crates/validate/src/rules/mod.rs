@@ -135,6 +135,27 @@ pub struct SpentOutput {
     pub creation_time: Option<u32>,
 }
 
+/// Where a spent output came from: what coinbase maturity and BIP68 need
+/// beyond the output itself. Kept beside the outputs (not inside them) so the
+/// signature pipeline's `&[TxOut]` slices serve the rules unchanged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CoinOrigin {
+    pub is_coinbase: bool,
+    /// `None` = unknown: maturity and BIP68 height locks are reported as not checked.
+    pub creation_height: Option<u32>,
+    pub creation_time: Option<u32>,
+}
+
+impl SpentOutput {
+    pub fn origin(&self) -> CoinOrigin {
+        CoinOrigin {
+            is_coinbase: self.is_coinbase,
+            creation_height: self.creation_height,
+            creation_time: self.creation_time,
+        }
+    }
+}
+
 /// Median-time-past lookup: the MTP *of* the block at a height, i.e. the
 /// median timestamp of that block and the ten before it (Core's
 /// `GetAncestor(h)->GetMedianTimePast()`).
@@ -303,7 +324,22 @@ impl std::error::Error for InputError {}
 
 /// [`check_rules_with`] without precomputed hashes.
 pub fn check_rules(block: &Block, spent: &[SpentOutput], ctx: &Context<'_>) -> Result<RulesReport, InputError> {
-    check_rules_with(block, spent, ctx, Precomputed::default())
+    check_spent_with(block, spent, ctx, Precomputed::default())
+}
+
+/// [`check_rules_with`] for spent outputs given as [`SpentOutput`]s.
+///
+/// # Errors
+/// As [`check_rules_with`].
+pub fn check_spent_with(
+    block: &Block,
+    spent: &[SpentOutput],
+    ctx: &Context<'_>,
+    pre: Precomputed<'_>,
+) -> Result<RulesReport, InputError> {
+    let txouts: Vec<TxOut> = spent.iter().map(|s| s.txout.clone()).collect();
+    let origins: Vec<CoinOrigin> = spent.iter().map(SpentOutput::origin).collect();
+    check_rules_with(block, &txouts, &origins, ctx, pre)
 }
 
 /// Checks every rule this crate implements against `block`.
@@ -347,15 +383,16 @@ pub fn check_rules(block: &Block, spent: &[SpentOutput], ctx: &Context<'_>) -> R
 /// UTXO set beyond `spent`.
 pub fn check_rules_with(
     block: &Block,
-    spent: &[SpentOutput],
+    spent: &[TxOut],
+    origins: &[CoinOrigin],
     ctx: &Context<'_>,
     pre: Precomputed<'_>,
 ) -> Result<RulesReport, InputError> {
     let txs = &block.txdata;
     let n = txs.len();
-    let expected: usize = txs.iter().filter(|t| !t.is_coinbase()).map(|t| t.input.len()).sum();
-    if expected != spent.len() {
-        return Err(InputError::SpentCountMismatch { expected, got: spent.len() });
+    let expected: usize = txs.iter().skip(1).map(|t| t.input.len()).sum();
+    if expected != spent.len() || expected != origins.len() {
+        return Err(InputError::SpentCountMismatch { expected, got: spent.len().min(origins.len()) });
     }
     for (what, len) in [("txids", pre.txids.map(|t| t.len())), ("wtxids", pre.wtxids.map(|t| t.len()))] {
         if let Some(got) = len
@@ -479,11 +516,14 @@ pub fn check_rules_with(
     let mut sigop_cost = legacy_total.saturating_mul(script::WITNESS_SCALE_FACTOR);
 
     for (i, tx) in txs.iter().enumerate() {
-        if tx.is_coinbase() {
+        // Positional, as the spent-outputs files are: every transaction but
+        // the first has entries (a coinbase-shaped one elsewhere is already
+        // `bad-cb-multiple`, and its null prevout is reported below).
+        if i == 0 {
             continue;
         }
         let end = cursor + tx.input.len();
-        let Some(entries) = spent.get(cursor..end) else { break };
+        let (Some(entries), Some(entry_origins)) = (spent.get(cursor..end), origins.get(cursor..end)) else { break };
         cursor = end;
 
         let mut inputs_ok = tx_ok.get(i).copied().unwrap_or(false);
@@ -495,7 +535,7 @@ pub fn check_rules_with(
         let mut min_time: i64 = -1;
         let bip68 = csv_active && (tx.version.0 as u32) >= 2;
 
-        for (j, (input, entry)) in tx.input.iter().zip(entries).enumerate() {
+        for (j, ((input, entry_txout), origin)) in tx.input.iter().zip(entries).zip(entry_origins).enumerate() {
             let op = input.previous_output;
 
             match spent_by.insert(op, i) {
@@ -529,18 +569,18 @@ pub fn check_rules_with(
                         format!("{op} is created by tx {k}, which is not earlier in the block"),
                     );
                     inputs_ok = false;
-                    (&entry.txout, entry.is_coinbase, entry.creation_height)
+                    (entry_txout, origin.is_coinbase, origin.creation_height)
                 }
                 Some(&k) => match usize::try_from(op.vout).ok().and_then(|v| txs[k].output.get(v)) {
                     Some(out) => {
-                        if *out != entry.txout {
+                        if out != entry_txout {
                             r.violate(
                                 reason::SPENT_OUTPUT_MISMATCH,
                                 Some(i),
                                 Some(j),
                                 format!(
                                     "spent entry ({} sat) differs from in-block output {op} ({} sat or script)",
-                                    entry.txout.value.to_sat(),
+                                    entry_txout.value.to_sat(),
                                     out.value.to_sat()
                                 ),
                             );
@@ -555,10 +595,10 @@ pub fn check_rules_with(
                             format!("{op}: tx {k} has only {} outputs", txs[k].output.len()),
                         );
                         inputs_ok = false;
-                        (&entry.txout, entry.is_coinbase, entry.creation_height)
+                        (entry_txout, origin.is_coinbase, origin.creation_height)
                     }
                 },
-                None => (&entry.txout, entry.is_coinbase, entry.creation_height),
+                None => (entry_txout, origin.is_coinbase, origin.creation_height),
             };
 
             sigop_cost =

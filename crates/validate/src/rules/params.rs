@@ -101,6 +101,21 @@ impl Network {
     }
 }
 
+impl std::str::FromStr for Network {
+    type Err = String;
+    /// The names `bitcoind -chain=` takes, and a few common spellings.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "main" | "mainnet" | "bitcoin" => Ok(Network::Mainnet),
+            "test" | "testnet" | "testnet3" => Ok(Network::Testnet3),
+            "testnet4" => Ok(Network::Testnet4),
+            "signet" => Ok(Network::Signet),
+            "regtest" => Ok(Network::Regtest),
+            _ => Err(format!("unknown chain '{s}' (main, test, testnet4, signet, regtest)")),
+        }
+    }
+}
+
 impl From<bitcoin::Network> for Network {
     /// Maps rust-bitcoin's network enum (same five chains).
     fn from(n: bitcoin::Network) -> Self {

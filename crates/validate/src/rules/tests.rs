@@ -172,12 +172,12 @@ fn precomputed_txids_give_same_report() {
     let txids: Vec<_> = block.txdata.iter().map(|t| t.compute_txid()).collect();
     let wtxids: Vec<_> = block.txdata.iter().map(|t| t.compute_wtxid()).collect();
     let pre = Precomputed { txids: Some(&txids), wtxids: Some(&wtxids) };
-    let a = check_rules_with(&block, &spent, &ctx(H), pre).unwrap();
+    let a = check_spent_with(&block, &spent, &ctx(H), pre).unwrap();
     let b = check(&block, &spent, H);
     assert_eq!(a, b);
     let short = Precomputed { txids: Some(&txids[1..]), wtxids: None };
     assert!(matches!(
-        check_rules_with(&block, &spent, &ctx(H), short),
+        check_spent_with(&block, &spent, &ctx(H), short),
         Err(InputError::PrecomputedLength { what: "txids", .. })
     ));
 }
@@ -856,9 +856,9 @@ fn timing_866342() {
     }
     let full = time(20, || check_rules(&block, &spent, &c).unwrap());
     let pre = Precomputed { txids: Some(&txids), wtxids: None };
-    let with_txids = time(20, || check_rules_with(&block, &spent, &c, pre).unwrap());
+    let with_txids = time(20, || check_spent_with(&block, &spent, &c, pre).unwrap());
     let pre = Precomputed { txids: Some(&txids), wtxids: Some(&wtxids) };
-    let with_both = time(20, || check_rules_with(&block, &spent, &c, pre).unwrap());
+    let with_both = time(20, || check_spent_with(&block, &spent, &c, pre).unwrap());
     eprintln!(
         "866342 ({} txs, {} inputs): check_rules {full}; with txids {with_txids}; with txids+wtxids {with_both}",
         block.txdata.len(),
