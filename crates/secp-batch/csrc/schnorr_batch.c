@@ -42,8 +42,20 @@
 #include "scratch_impl.h"
 
 /* secp256k1-sys renames every symbol with its version prefix; one macro keeps
- * the code below readable. The prefix is fixed by the pinned secp256k1-sys. */
-#define S(name) rustsecp256k1_v0_10_0_##name
+ * the code below readable. build.rs passes the prefix, read from the `links`
+ * key of the secp256k1-sys it compiles against, so a version change cannot
+ * leave this file naming the wrong symbols. */
+#ifndef KILN_SECP_PREFIX
+#error "build.rs must define KILN_SECP_PREFIX (secp256k1-sys's symbol prefix)"
+#endif
+#define KILN_CAT2(a, b) a##b
+#define KILN_CAT(a, b) KILN_CAT2(a, b)
+#define S(name) KILN_CAT(KILN_SECP_PREFIX, name)
+
+/* The scratch space is filled by hand (secp256k1-sys does not ship its
+ * constructor). It must be exactly the four fields set below; a new field
+ * fails the build here rather than being left uninitialized. */
+typedef char kiln_scratch_layout_is_known[sizeof(S(scratch)) == 8 + sizeof(void *) + 2 * sizeof(size_t) ? 1 : -1];
 
 /* The key's internal form is copied as a ge_storage: that holds where the
  * storage type is 64 bytes (64-bit limbs), as on every target kiln builds for. */
@@ -99,7 +111,7 @@ int kiln_schnorr_batch_verify(const kiln_schnorr_item *items, size_t n) {
     batch_terms terms;
     S(scratch) scratch;
     unsigned char seed[32], buf[32], len8[8];
-    size_t i, npoints = 2 * n, scratch_size;
+    size_t i, npoints = 2 * n + 1, scratch_size;
     int result = 0, overflow;
 
     if (n == 0) return 1;
@@ -113,6 +125,7 @@ int kiln_schnorr_batch_verify(const kiln_schnorr_item *items, size_t n) {
         size_t strauss = S(strauss_scratch_size)(npoints) + STRAUSS_SCRATCH_OBJECTS * ALIGNMENT;
         if (strauss > scratch_size) scratch_size = strauss;
     }
+    memset(&scratch, 0, sizeof(scratch));
     memcpy(scratch.magic, "scratch", 8);
     scratch.data = malloc(scratch_size);
     scratch.alloc_size = 0;
@@ -184,8 +197,14 @@ int kiln_schnorr_batch_verify(const kiln_schnorr_item *items, size_t n) {
         S(scalar_mul)(&terms.scalars[2 * i + 1], &a, &e);
     }
     S(scalar_negate)(&g_scalar, &g_scalar);
+    /* G is one more explicit term rather than ecmult's G argument: then the
+     * precomputed G tables, whose size secp256k1-sys fixes at build time
+     * (ECMULT_WINDOW_SIZE), are never read, and no setting of it there can
+     * make this file read past them. It costs one point of 2n + 1. */
+    terms.points[2 * n] = S(ge_const_g);
+    terms.scalars[2 * n] = g_scalar;
 
-    if (!S(ecmult_multi_var)(&cb, &scratch, &sum, &g_scalar, batch_term, &terms, npoints)) {
+    if (!S(ecmult_multi_var)(&cb, &scratch, &sum, NULL, batch_term, &terms, npoints)) {
         result = -1;
         goto done;
     }

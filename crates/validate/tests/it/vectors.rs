@@ -425,3 +425,88 @@ fn core_tx_valid_and_invalid_cases() {
     );
     assert!(compared_inputs > 250 && asserted_invalid > 40, "{compared_inputs} {asserted_invalid}");
 }
+
+/// Bitcoin Core's script_tests.json: each case evaluated as Core's
+/// unit test does (a crediting transaction with one output carrying the
+/// scriptPubKey, and a spending transaction with the scriptSig and witness).
+/// For every case, kiln's verdict (its template when one claims the input,
+/// otherwise the interpreter) equals Core's interpreter under the case's
+/// consensus flags; where every listed flag is a consensus flag, both equal
+/// the file's expected result. Cases with taproot placeholders
+/// (#SCRIPT#/#CONTROLBLOCK#, 4 of them) need Core's test key machinery and
+/// are counted, not run.
+#[test]
+fn core_script_tests_templates_agree_with_the_interpreter() {
+    use bitcoin::absolute::LockTime;
+    use bitcoin::transaction::Version;
+    use bitcoin::{OutPoint, Sequence, TxIn};
+    let v: serde_json::Value = serde_json::from_slice(&read("vectors/bitcoin-core/script_tests.json")).unwrap();
+    let (mut run, mut templated, mut expected_checked, mut placeholders) = (0, 0, 0, 0);
+    for case in v.as_array().unwrap().iter().filter_map(|c| c.as_array()).filter(|c| c.len() >= 4) {
+        let (witness, amount, rest) = match case[0].as_array() {
+            Some(w) => {
+                let (amount, items) = w.split_last().unwrap();
+                let sats = (amount.as_f64().unwrap() * 1e8).round() as u64;
+                (items.iter().map(|i| i.as_str().unwrap().to_string()).collect::<Vec<_>>(), sats, &case[1..])
+            }
+            None => (Vec::new(), 0, &case[..]),
+        };
+        if rest.len() < 4 {
+            continue;
+        }
+        let (sig_asm, spk_asm, flags, expected) = (
+            rest[0].as_str().unwrap(),
+            rest[1].as_str().unwrap(),
+            rest[2].as_str().unwrap(),
+            rest[3].as_str().unwrap(),
+        );
+        if witness.iter().any(|w| w.starts_with('#')) || spk_asm.contains('#') {
+            placeholders += 1;
+            continue;
+        }
+        let script_sig = parse_core_script(sig_asm).unwrap_or_else(|e| panic!("{e} in {case:?}"));
+        let spk = parse_core_script(spk_asm).unwrap_or_else(|e| panic!("{e} in {case:?}"));
+        let credit = Transaction {
+            version: Version::ONE,
+            lock_time: LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: OutPoint::null(),
+                script_sig: ScriptBuf::from_bytes(vec![0x00, 0x00]),
+                sequence: Sequence::MAX,
+                witness: Witness::new(),
+            }],
+            output: vec![TxOut { value: Amount::from_sat(amount), script_pubkey: ScriptBuf::from_bytes(spk) }],
+        };
+        let spend = Transaction {
+            version: Version::ONE,
+            lock_time: LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: OutPoint { txid: credit.compute_txid(), vout: 0 },
+                script_sig: ScriptBuf::from_bytes(script_sig),
+                sequence: Sequence::MAX,
+                witness: Witness::from_slice(&witness.iter().map(|w| hex::decode(w).unwrap()).collect::<Vec<_>>()),
+            }],
+            output: vec![TxOut { value: Amount::from_sat(amount), script_pubkey: ScriptBuf::new() }],
+        };
+        let spent = credit.output.clone();
+        let (flags_bits, policy_only) = core_flags(flags);
+        let bytes = bitcoin::consensus::serialize(&spend);
+        let check = &extract_tx(&spend, 1, &spent, flags_bits)[0];
+        let kiln_ok = run_check(&check.check, || &bytes[..], &spent, 0).is_ok();
+        let core_ok = kiln_validate::oracle::verify_input(&bytes, &spent, 0, flags_bits).is_ok();
+        assert_eq!(kiln_ok, core_ok, "kiln ({:?}) vs Core's interpreter: {case:?}", check.script_type);
+        if !matches!(check.script_type, ScriptType::Interpreter(_)) {
+            templated += 1;
+        }
+        if !policy_only {
+            assert_eq!(core_ok, expected == "OK", "Core's interpreter vs the file's expectation: {case:?}");
+            expected_checked += 1;
+        }
+        run += 1;
+    }
+    eprintln!(
+        "script_tests: {run} cases run ({templated} claimed by a kiln template), {expected_checked} checked \
+         against the expected result, {placeholders} taproot placeholder cases not run"
+    );
+    assert!(run > 1100 && templated > 20, "{run} {templated}");
+}
