@@ -670,6 +670,29 @@ pub fn spent_outputs_json(node: &Node, block: &Block) -> Result<Value> {
     Ok(Value::Array(spent_outputs(node, block)?.iter().map(SpentOutput::to_json).collect()))
 }
 
+/// The output `op` as the node's UTXO set holds it now (`gettxout` without
+/// mempool), with its creation height and time; `Ok(None)` when it is not
+/// there (spent, unconfirmed, never created, or the null outpoint).
+pub fn lookup_spent_output(node: &Node, op: OutPoint) -> Result<Option<SpentOutput>> {
+    if op.is_null() {
+        return Ok(None);
+    }
+    let v = node.rpc("gettxout", json!([op.txid.to_string(), op.vout, false]))?;
+    if v.is_null() {
+        return Ok(None);
+    }
+    let tip_height = block_count(node)?;
+    let mut resolver = PrevoutResolver { node, tip_height, times: HashMap::new() };
+    resolver.lookup_utxo(op).map(Some)
+}
+
+/// Median time past of the node's tip (`getblockchaininfo`'s `mediantime`):
+/// the nLockTime cutoff (BIP113) for a block built on it.
+pub fn tip_median_time_past(node: &Node) -> Result<u32> {
+    let v = node.rpc("getblockchaininfo", Value::Null)?;
+    u32::try_from(u64_field(&v, "mediantime")?).map_err(|_| unexpected("mediantime out of range"))
+}
+
 /// Wraps arbitrary transactions (spending confirmed outputs or outputs of
 /// earlier ones in `txs`) as [`BlockTx`]es with their fees, looked up on `node`.
 pub fn with_fees(node: &Node, txs: Vec<Transaction>) -> Result<Vec<BlockTx>> {

@@ -45,8 +45,9 @@ pub struct Options<'a> {
     pub schnorr_batch: bool,
     /// Whose consensus parameters apply (activation heights, subsidy, pow limit).
     pub network: Network,
-    /// The block's height when it states none (version 1, before BIP34);
-    /// otherwise it must equal the BIP34 height.
+    /// The block's height in its chain. When given, a coinbase stating
+    /// another is `bad-cb-height`; when not, the coinbase's own BIP34 height
+    /// is used and that rule is reported as not checked.
     pub height: Option<u32>,
     /// Median time past of the previous block (BIP113 finality, BIP68).
     pub median_time_past: Option<u32>,
@@ -180,7 +181,7 @@ pub fn validate_with(
 /// # Errors
 /// [`InputError::PrevoutCount`] when the prevouts do not line up with the
 /// block's non-coinbase inputs, [`InputError::Height`] when the block's
-/// height is unknown or contradicts `opts.height`.
+/// height is unknown (no BIP34 height and none given).
 pub fn validate_block(
     block: &Block,
     prevouts: &[TxOut],
@@ -281,10 +282,10 @@ fn validate_in_pool(
         .then(|| block.bip34_block_height().ok())
         .flatten()
         .and_then(|h| u32::try_from(h).ok());
-    let height = match (bip34, opts.height) {
-        (Some(a), Some(b)) if a != b => {
-            return Err(InputError::Height(format!("the coinbase says height {a}, but {b} was given")));
-        }
+    // A height from the caller (the chain) is the truth: a coinbase that
+    // states another one is `bad-cb-height`, reported by the rules. Without
+    // one, the coinbase's own claim is all there is, and the report says so.
+    let height = match (opts.height, bip34) {
         (Some(h), _) | (None, Some(h)) => h,
         (None, None) => {
             return Err(InputError::Height("the block states no BIP34 height; give it (--height)".into()));
@@ -327,6 +328,15 @@ fn validate_in_pool(
     drop(keys);
     let mut rules_report =
         rules_report.map_err(|e| InputError::Prevouts { path: "-".into(), reason: e.to_string() })?;
+    if opts.height.is_none() {
+        rules_report.not_checked.push(NotChecked {
+            rule: rules::reason::BAD_CB_HEIGHT,
+            reason: "the height was taken from the coinbase itself; whether it is the block's place in the chain \
+                     needs the height from elsewhere (--height or the node)",
+            count: 1,
+            first_tx: Some(0),
+        });
+    }
     if origins_unknown && !prevouts.is_empty() {
         // Without origins every coin looks like a non-coinbase one to the
         // rules: say plainly that maturity was not checked at all.
