@@ -181,9 +181,9 @@ pub enum Cmd {
         files: BlockFiles,
         #[command(flatten)]
         chain: ChainArgs,
-        /// Verification threads (0 = every core).
-        #[arg(long, value_name = "N", default_value_t = 0)]
-        threads: usize,
+        /// Verification threads (0 = every core; at most 1024).
+        #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=1024))]
+        threads: u16,
         /// Verify Schnorr signatures one by one instead of with BIP340 batch
         /// verification (same verdicts; for comparison).
         #[arg(long)]
@@ -197,12 +197,12 @@ pub enum Cmd {
     BenchVerify {
         #[command(flatten)]
         files: BlockFiles,
-        /// Pipeline threads (0 = every core).
-        #[arg(long, value_name = "N", default_value_t = 0)]
-        threads: usize,
-        /// Repetitions; medians are reported.
-        #[arg(long, value_name = "N", default_value_t = 5)]
-        runs: usize,
+        /// Pipeline threads (0 = every core; at most 1024).
+        #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=1024))]
+        threads: u16,
+        /// Repetitions; medians are reported (1..=1000).
+        #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        runs: u16,
         #[arg(long)]
         json: bool,
     },

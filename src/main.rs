@@ -20,6 +20,7 @@ use cli::{Cli, Cmd, Level};
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Bench { backend, threads, seconds, json, no_reference, gpu } => {
@@ -33,11 +34,11 @@ fn main() -> ExitCode {
         Cmd::Mine(args) => mine(args),
         Cmd::VerifyBlock { files, chain, threads, no_schnorr_batch, json } => {
             logger::init(Level::Info);
-            commands::verify::run_verify_block(&files, &chain, threads, !no_schnorr_batch, json)
+            commands::verify::run_verify_block(&files, &chain, threads.into(), !no_schnorr_batch, json)
         }
         Cmd::BenchVerify { files, threads, runs, json } => {
             logger::init(Level::Info);
-            commands::verify::run_bench_verify(&files.block, &files.prevouts, threads, runs, json)
+            commands::verify::run_bench_verify(&files.block, &files.prevouts, threads.into(), runs.into(), json)
         }
     };
     match result {
@@ -50,6 +51,17 @@ fn main() -> ExitCode {
                 _ => ExitCode::from(2),
             }
         }
+    }
+}
+
+/// Rust ignores SIGPIPE, so `kiln verify-block … | head -1` would panic in
+/// `println!` once `head` exits. Restore the default, as Unix tools have it:
+/// the process ends quietly when its reader is gone.
+fn restore_sigpipe() {
+    // SAFETY: setting a signal's disposition to SIG_DFL at startup, before any
+    // other thread exists, has no preconditions; no handler code is installed.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -19,7 +19,8 @@ pub fn run_verify_block(
 ) -> AnyResult<ExitCode> {
     let started = std::time::Instant::now();
     let b = kiln_validate::read_block(&files.block)?;
-    let p = kiln_validate::read_spent(&files.prevouts)?;
+    let inputs: usize = b.txdata.iter().skip(1).map(|t| t.input.len()).sum();
+    let p = kiln_validate::read_spent_for(&files.prevouts, inputs)?;
     let bip34 = (b.header.version.to_consensus() >= 2).then(|| b.bip34_block_height().ok()).flatten();
     let height = chain.height.or(bip34.and_then(|h| u32::try_from(h).ok()));
     let headers = match (&chain.headers, height) {
@@ -70,6 +71,9 @@ pub fn run_verify_block(
             "  time                 {total_ms:.1} ms (extract {:.1} ms, verify {:.1} ms)",
             r.extract_ms, r.verify_ms
         );
+        if let Some(why) = &r.scripts_skipped {
+            println!("  {why}");
+        }
         for v in &r.rules.violations {
             let at = match (v.tx, v.input) {
                 (Some(t), Some(i)) => format!(" tx {t} input {i}"),
@@ -100,7 +104,9 @@ pub fn run_verify_block(
 
 pub fn run_bench_verify(block: &Path, prevouts: &Path, threads: usize, runs: usize, json: bool) -> AnyResult<ExitCode> {
     let bytes = kiln_validate::read_file(block)?;
-    let p = kiln_validate::read_prevouts(prevouts)?;
+    let b = kiln_validate::decode_block(&bytes, &block.display().to_string())?;
+    let inputs: usize = b.txdata.iter().skip(1).map(|t| t.input.len()).sum();
+    let p = kiln_validate::read_spent_for(prevouts, inputs)?.txouts;
     eprintln!("timing {runs} runs of bare verification and of the full pipeline …");
     let r = kiln_validate::bench::bench_verify(&bytes, &p, threads, runs)?;
     if json {

@@ -192,3 +192,65 @@ fn mine_against_a_loopback_pool_never_logs_the_password() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("unknown field"), "{}", text(&o));
 }
+
+/// Hostile and awkward files: every one an exit-2 message or a clean verdict,
+/// never a panic, never unbounded memory.
+#[test]
+fn verify_block_survives_hostile_files() {
+    let (b, p) = (path(B), path(P));
+    let (b, p) = (b.to_str().unwrap(), p.to_str().unwrap());
+    let raw = kiln_testkit::data::read(B);
+
+    // A zstd bomb: 40 MiB of zeros in a few KB. Refused at the block size
+    // limit, without decompressing it all.
+    let bomb = tmp("bomb.zst");
+    std::fs::write(&bomb, zstd::encode_all(&vec![0u8; 40 << 20][..], 19).unwrap()).unwrap();
+    let o = kiln(&["verify-block", "--block", bomb.to_str().unwrap(), "--prevouts", p]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("larger than a block file can be"), "{}", text(&o));
+
+    // More spent outputs than inputs: refused as the extra entry arrives.
+    let v: serde_json::Value = serde_json::from_slice(&kiln_testkit::data::read(P)).unwrap();
+    let mut arr = v.as_array().unwrap().clone();
+    arr.push(arr[0].clone());
+    let long = tmp("long.json");
+    std::fs::write(&long, serde_json::to_vec(&arr).unwrap()).unwrap();
+    let o = kiln(&["verify-block", "--block", b, "--prevouts", long.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("entry 7972: more spent outputs than the block has inputs"), "{}", text(&o));
+
+    // Hex with a 0x prefix, wrapped at 64 columns: accepted.
+    let digits = hex::encode(&raw);
+    let wrapped: Vec<&str> = digits.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    let hex_path = tmp("wrapped.hex");
+    std::fs::write(&hex_path, format!("0x{}\n", wrapped.join("\n"))).unwrap();
+    let o = kiln(&["verify-block", "--block", hex_path.to_str().unwrap(), "--prevouts", p]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // A truncated block says so.
+    let cut = tmp("cut.bin");
+    std::fs::write(&cut, &raw[..1000]).unwrap();
+    let o = kiln(&["verify-block", "--block", cut.to_str().unwrap(), "--prevouts", p]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("truncated: 1000 bytes end before the block does"), "{}", text(&o));
+
+    // Absurd thread counts are usage errors.
+    let o = kiln(&["verify-block", "--block", b, "--prevouts", p, "--threads", "5000"]);
+    assert_eq!(o.status.code(), Some(2));
+
+    // A reader that goes away (`| head -1`): kiln ends quietly by SIGPIPE as
+    // Unix tools do, not with a panic.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["verify-block", "--block", b, "--prevouts", p])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end before kiln prints (it prints after validating).
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(13), "ended by SIGPIPE: {:?}", out.status);
+}

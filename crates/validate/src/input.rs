@@ -36,38 +36,91 @@ pub enum InputError {
     Prevouts { path: String, reason: String },
     #[error("block height: {0}")]
     Height(String),
+    #[error("{path}: larger than {what} can be ({} MiB at most)", limit >> 20)]
+    TooLarge { path: String, limit: u64, what: String },
     #[error("{prevouts} spent outputs given, but the block has {inputs} non-coinbase inputs")]
     PrevoutCount { prevouts: usize, inputs: usize },
 }
 
-/// Reads a file and undoes zstd and hex encodings (detected from content).
-fn read_bytes(path: &Path) -> Result<Vec<u8>, InputError> {
-    let p = path.display().to_string();
-    let raw = std::fs::read(path).map_err(|source| InputError::Io { path: p.clone(), source })?;
-    let raw = if raw.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        zstd::decode_all(&raw[..]).map_err(|source| InputError::Zstd { path: p.clone(), source })?
-    } else {
-        raw
-    };
-    Ok(raw)
+/// The most a block file may hold once decompressed: a block serializes to
+/// at most 4,000,000 bytes (its weight limit), 8,000,000 hex digits, plus
+/// room for line breaks. Nothing larger can be a block, so nothing larger is
+/// read into memory (a 66 KB zstd file can expand to gigabytes).
+pub const MAX_BLOCK_FILE: u64 = 10 << 20;
+
+/// The most a spent-outputs file may hold, for a block with `inputs`
+/// non-coinbase inputs: each entry's script is at most 10,000 bytes (20,000
+/// hex digits) in kiln's format, and `getblock HASH 3` repeats every
+/// transaction around its inputs, so allow 64 MiB plus 48 KiB per input.
+pub fn max_prevouts_file(inputs: usize) -> u64 {
+    (64 << 20) + 48 * 1024 * inputs as u64
 }
 
-/// Decodes raw bytes or hex text (already decompressed) as a block.
+/// Reads at most `limit` bytes of a file, undoing zstd (detected from its
+/// magic number) under the same limit.
+fn read_bytes_limited(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, InputError> {
+    use std::io::Read;
+    let p = path.display().to_string();
+    let io = |source| InputError::Io { path: p.clone(), source };
+    let too_big = || InputError::TooLarge { path: p.clone(), limit, what: what.to_string() };
+    let mut raw = Vec::new();
+    std::fs::File::open(path).and_then(|f| f.take(limit + 1).read_to_end(&mut raw)).map_err(io)?;
+    if raw.len() as u64 > limit {
+        return Err(too_big());
+    }
+    if !raw.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        return Ok(raw);
+    }
+    let mut out = Vec::new();
+    zstd::stream::read::Decoder::new(&raw[..])
+        .and_then(|d| d.take(limit + 1).read_to_end(&mut out))
+        .map_err(|source| InputError::Zstd { path: p.clone(), source })?;
+    if out.len() as u64 > limit {
+        return Err(too_big());
+    }
+    Ok(out)
+}
+
+/// A block file's bytes (raw or hex text, zstd undone), at most [`MAX_BLOCK_FILE`].
+fn read_bytes(path: &Path) -> Result<Vec<u8>, InputError> {
+    read_bytes_limited(path, MAX_BLOCK_FILE, "a block file")
+}
+
+/// Decodes raw bytes or hex text (already decompressed) as a block. Hex may
+/// carry a `0x` prefix and be wrapped over lines.
 ///
 /// # Errors
 /// [`InputError::Hex`] or [`InputError::Block`], naming `what`.
 pub fn decode_block(bytes: &[u8], what: &str) -> Result<Block, InputError> {
-    let text = std::str::from_utf8(bytes).ok().map(str::trim);
     let hexed;
-    let bytes = match text {
-        Some(t) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            hexed = hex::decode(t).map_err(|_| InputError::Hex { path: what.to_string() })?;
+    let bytes = match hex_text(bytes) {
+        Some(digits) => {
+            if digits.len() % 2 == 1 {
+                return Err(InputError::Hex { path: what.to_string() });
+            }
+            hexed = hex::decode(&digits).map_err(|_| InputError::Hex { path: what.to_string() })?;
             &hexed[..]
         }
-        _ => bytes,
+        None => bytes,
     };
-    bitcoin::consensus::deserialize::<Block>(bytes)
-        .map_err(|e| InputError::Block { path: what.to_string(), reason: e.to_string() })
+    let bad = |reason: String| InputError::Block { path: what.to_string(), reason };
+    match bitcoin::consensus::deserialize_partial::<Block>(bytes) {
+        Ok((block, used)) if used == bytes.len() => Ok(block),
+        Ok((_, used)) => Err(bad(format!("{} bytes follow the end of the block (at byte {used})", bytes.len() - used))),
+        Err(bitcoin::consensus::encode::Error::Io(e)) if e.kind() == bitcoin::io::ErrorKind::UnexpectedEof => {
+            Err(bad(format!("truncated: {} bytes end before the block does", bytes.len())))
+        }
+        Err(e) => Err(bad(e.to_string())),
+    }
+}
+
+/// The hex digits of `bytes` when it is hex text: an optional `0x` prefix,
+/// digits, and any ASCII whitespace (wrapped lines) between them.
+fn hex_text(bytes: &[u8]) -> Option<Vec<u8>> {
+    let t = std::str::from_utf8(bytes).ok()?.trim();
+    let t = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+    let digits: Vec<u8> = t.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    (!digits.is_empty() && digits.iter().all(u8::is_ascii_hexdigit)).then_some(digits)
 }
 
 /// The file's bytes with zstd undone (detected from its magic number).
@@ -95,79 +148,194 @@ pub fn read_prevouts(path: &Path) -> Result<Vec<TxOut>, InputError> {
     read_spent(path).map(|p| p.txouts)
 }
 
-/// Reads the outputs spent by the block's non-coinbase inputs, in block
-/// order, with their origins.
+/// [`read_spent_for`] without knowing the block: files up to 256 MiB.
+///
+/// # Errors
+/// As [`read_spent_for`].
+pub fn read_spent(path: &Path) -> Result<Prevouts, InputError> {
+    read_spent_limited(path, None, 256 << 20)
+}
+
+/// Reads the outputs spent by a block's `inputs` non-coinbase inputs, in
+/// block order, with their origins.
 ///
 /// Two formats: a JSON array of `{"txout": {"value": sats, "script_pubkey":
 /// hex}, "is_coinbase": bool, "creation_height": n, …}`, or the object
 /// `bitcoin-cli getblock HASH 3` prints (each non-coinbase `vin` has a
 /// `prevout` with `value` in BTC, `scriptPubKey.hex`, `generated` and
-/// `height`).
+/// `height`). The file may be at most [`max_prevouts_file`]`(inputs)` bytes;
+/// it is decoded into typed entries (no JSON tree), and an array with more
+/// entries than the block has inputs is refused as soon as the extra one
+/// arrives.
 ///
 /// # Errors
-/// Unreadable file or JSON that fits neither format, with the offending entry.
-pub fn read_spent(path: &Path) -> Result<Prevouts, InputError> {
-    let p = path.display().to_string();
-    let bytes = read_bytes(path)?;
-    let bad = |reason: String| InputError::Prevouts { path: p.clone(), reason };
-    let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
-    let txout = |value_sat: Option<u64>, spk_hex: Option<&str>, what: &str| -> Result<TxOut, InputError> {
-        let value = value_sat.ok_or_else(|| bad(format!("{what}: missing or invalid value")))?;
-        let spk = spk_hex.ok_or_else(|| bad(format!("{what}: missing script_pubkey")))?;
-        let spk = hex::decode(spk).map_err(|_| bad(format!("{what}: script_pubkey is not hex")))?;
-        Ok(TxOut { value: Amount::from_sat(value), script_pubkey: ScriptBuf::from_bytes(spk) })
-    };
-    let height = |v: Option<&serde_json::Value>| v.and_then(|h| h.as_u64()).and_then(|h| u32::try_from(h).ok());
-    let mut out = Prevouts { origins_known: true, ..Prevouts::default() };
-    let push = |o: &mut Prevouts, t: TxOut, cb: Option<bool>, h: Option<u32>, time: Option<u32>| {
-        o.origins_known &= cb.is_some() && h.is_some();
-        o.txouts.push(t);
-        o.origins.push(CoinOrigin { is_coinbase: cb.unwrap_or(false), creation_height: h, creation_time: time });
-    };
-    match &json {
-        serde_json::Value::Array(entries) => {
-            for (i, e) in entries.iter().enumerate() {
-                let t = e.get("txout").unwrap_or(e);
-                let o = txout(
-                    t.get("value").and_then(|v| v.as_u64()),
-                    t.get("script_pubkey").and_then(|v| v.as_str()),
-                    &format!("entry {i}"),
-                )?;
-                let cb = e.get("is_coinbase").and_then(|v| v.as_bool());
-                push(&mut out, o, cb, height(e.get("creation_height")), height(e.get("creation_time")));
-            }
+/// Unreadable or oversized file, or JSON that fits neither format, with the
+/// offending entry; a count that does not match `inputs`.
+pub fn read_spent_for(path: &Path, inputs: usize) -> Result<Prevouts, InputError> {
+    let p = read_spent_limited(path, Some(inputs), max_prevouts_file(inputs))?;
+    if p.txouts.len() != inputs {
+        return Err(InputError::PrevoutCount { prevouts: p.txouts.len(), inputs });
+    }
+    Ok(p)
+}
+
+mod json {
+    //! The two spent-outputs formats as typed serde structures: only the
+    //! fields kiln uses are kept; everything else is skipped unallocated.
+    use serde::Deserialize;
+
+    #[derive(Deserialize, Default)]
+    pub struct Out {
+        pub value: Option<u64>,
+        pub script_pubkey: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Entry {
+        pub txout: Option<Out>,
+        #[serde(flatten)]
+        pub flat: Out,
+        pub is_coinbase: Option<bool>,
+        pub creation_height: Option<u64>,
+        pub creation_time: Option<u64>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct GetBlock {
+        pub tx: Vec<Tx>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Tx {
+        pub vin: Option<Vec<Vin>>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Vin {
+        pub coinbase: Option<serde::de::IgnoredAny>,
+        pub prevout: Option<Prevout>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Prevout {
+        pub value: Option<f64>,
+        #[serde(rename = "scriptPubKey")]
+        pub script_pubkey: Option<Spk>,
+        pub generated: Option<bool>,
+        pub height: Option<u64>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Spk {
+        pub hex: Option<String>,
+    }
+}
+
+/// Collects entries into [`Prevouts`], checking each as it arrives.
+struct Collect<'a> {
+    out: Prevouts,
+    max: Option<usize>,
+    bad: &'a dyn Fn(String) -> InputError,
+}
+
+impl Collect<'_> {
+    fn push(
+        &mut self,
+        what: &dyn Fn() -> String,
+        value: Option<u64>,
+        spk: Option<&str>,
+        cb: Option<bool>,
+        h: Option<u64>,
+        t: Option<u64>,
+    ) -> Result<(), InputError> {
+        if self.max.is_some_and(|m| self.out.txouts.len() >= m) {
+            return Err((self.bad)(format!(
+                "{}: more spent outputs than the block has inputs ({})",
+                what(),
+                self.max.unwrap_or(0)
+            )));
         }
-        serde_json::Value::Object(obj) if obj.contains_key("tx") => {
-            let txs = obj["tx"].as_array().ok_or_else(|| bad("`tx` is not an array".into()))?;
-            for (ti, tx) in txs.iter().enumerate() {
-                let vins = tx
-                    .get("vin")
-                    .and_then(|v| v.as_array())
-                    .ok_or_else(|| bad(format!("tx {ti}: no vin array (use getblock verbosity 3)")))?;
+        let value = value.ok_or_else(|| (self.bad)(format!("{}: missing or invalid value", what())))?;
+        let spk = spk.ok_or_else(|| (self.bad)(format!("{}: missing script_pubkey", what())))?;
+        let spk = hex::decode(spk).map_err(|_| (self.bad)(format!("{}: script_pubkey is not hex", what())))?;
+        let h = h.and_then(|h| u32::try_from(h).ok());
+        self.out.origins_known &= cb.is_some() && h.is_some();
+        self.out.txouts.push(TxOut { value: Amount::from_sat(value), script_pubkey: ScriptBuf::from_bytes(spk) });
+        self.out.origins.push(CoinOrigin {
+            is_coinbase: cb.unwrap_or(false),
+            creation_height: h,
+            creation_time: t.and_then(|t| u32::try_from(t).ok()),
+        });
+        Ok(())
+    }
+}
+
+/// Streams a top-level JSON array of entries into a [`Collect`].
+struct ArraySeed<'c, 'a>(&'c mut Collect<'a>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for ArraySeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ArraySeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of spent outputs")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0usize;
+        while let Some(e) = seq.next_element::<json::Entry>()? {
+            let o = e.txout.unwrap_or(e.flat);
+            let what = || format!("entry {i}");
+            self.0
+                .push(&what, o.value, o.script_pubkey.as_deref(), e.is_coinbase, e.creation_height, e.creation_time)
+                .map_err(serde::de::Error::custom)?;
+            i += 1;
+        }
+        Ok(())
+    }
+}
+
+fn read_spent_limited(path: &Path, inputs: Option<usize>, limit: u64) -> Result<Prevouts, InputError> {
+    use serde::de::DeserializeSeed;
+    let p = path.display().to_string();
+    let bytes = read_bytes_limited(path, limit, "the spent outputs of this block")?;
+    let bad = |reason: String| InputError::Prevouts { path: p.clone(), reason };
+    let mut c = Collect { out: Prevouts { origins_known: true, ..Prevouts::default() }, max: inputs, bad: &bad };
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => {
+            let mut de = serde_json::Deserializer::from_slice(&bytes);
+            ArraySeed(&mut c).deserialize(&mut de).and_then(|()| de.end()).map_err(|e| bad(e.to_string()))?;
+        }
+        Some(b'{') => {
+            let gb: json::GetBlock = serde_json::from_slice(&bytes).map_err(|e| {
+                bad(format!("not a spent-outputs array nor a `getblock HASH 3` object (with `tx`): {e}"))
+            })?;
+            for (ti, tx) in gb.tx.iter().enumerate() {
+                let vins =
+                    tx.vin.as_ref().ok_or_else(|| bad(format!("tx {ti}: no vin array (use getblock verbosity 3)")))?;
                 for (ii, vin) in vins.iter().enumerate() {
-                    if vin.get("coinbase").is_some() {
+                    if vin.coinbase.is_some() {
                         continue;
                     }
-                    let what = format!("tx {ti} input {ii}");
+                    let what = || format!("tx {ti} input {ii}");
                     let prev = vin
-                        .get("prevout")
-                        .ok_or_else(|| bad(format!("{what}: no prevout (use getblock verbosity 3)")))?;
+                        .prevout
+                        .as_ref()
+                        .ok_or_else(|| bad(format!("{}: no prevout (use getblock verbosity 3)", what())))?;
                     // BTC with 8 decimals: round to the nearest satoshi.
-                    let sats = prev
-                        .get("value")
-                        .and_then(|v| v.as_f64())
-                        .filter(|v| *v >= 0.0)
-                        .map(|v| (v * 1e8).round() as u64);
-                    let spk = prev.get("scriptPubKey").and_then(|s| s.get("hex")).and_then(|h| h.as_str());
-                    let o = txout(sats, spk, &what)?;
-                    let cb = prev.get("generated").and_then(|v| v.as_bool());
-                    push(&mut out, o, cb, height(prev.get("height")), None);
+                    let sats = prev.value.filter(|v| *v >= 0.0 && *v <= 21e6).map(|v| (v * 1e8).round() as u64);
+                    let spk = prev.script_pubkey.as_ref().and_then(|s| s.hex.as_deref());
+                    c.push(&what, sats, spk, prev.generated, prev.height, None)?;
                 }
             }
         }
-        _ => return Err(bad("expected a JSON array of spent outputs or a `getblock HASH 3` object".into())),
+        _ => return Err(bad("not JSON: expected an array of spent outputs or a `getblock HASH 3` object".into())),
     }
-    Ok(out)
+    Ok(c.out)
 }
 
 /// Block times from a file of consecutive 80-byte headers (raw, optionally

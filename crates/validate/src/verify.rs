@@ -75,6 +75,8 @@ pub struct Report {
     /// The block's consensus rules (amounts, fees, subsidy, maturity, sigops,
     /// weight, finality…), each failure named by Core's reject reason.
     pub rules: RulesReport,
+    /// Why no input was verified, when the block failed a cheap check first.
+    pub scripts_skipped: Option<String>,
     pub transactions: usize,
     /// Non-coinbase inputs.
     pub inputs: usize,
@@ -309,23 +311,35 @@ fn validate_in_pool(
         median_time_past: opts.median_time_past,
         mtp_of_height: opts.mtp_of_height,
     };
-    let ((checks_hdr, rules_report), (keys, checks)) = rayon::join(
+    // The cheap checks come first, as in Core's CheckBlock: a block that
+    // fails its proof of work, its merkle root or its size is invalid
+    // whatever its scripts say, and a crafted one must not buy minutes of
+    // script work with a header anyone can write.
+    let checks_hdr = check_block_with(block, opts.network, &hashes);
+    let oversized = block.weight().to_wu() > rules::MAX_BLOCK_WEIGHT;
+    let scripts_skipped = (!checks_hdr.pow_ok || !checks_hdr.merkle_ok || oversized).then(|| {
+        let why = if !checks_hdr.pow_ok {
+            "high-hash"
+        } else if !checks_hdr.merkle_ok {
+            "bad-txnmrklroot"
+        } else {
+            "bad-blk-weight"
+        };
+        format!("scripts not verified: the block already fails {why}")
+    });
+    let (rules_report, checks) = rayon::join(
         || {
-            rayon::join(
-                || check_block_with(block, opts.network, &hashes),
-                || {
-                    let pre = Precomputed { txids: Some(&hashes.txids), wtxids: Some(&hashes.wtxids) };
-                    rules::check_rules_with(block, prevouts, origins, &ctx, pre)
-                },
-            )
+            let pre = Precomputed { txids: Some(&hashes.txids), wtxids: Some(&hashes.wtxids) };
+            rules::check_rules_with(block, prevouts, origins, &ctx, pre)
         },
         || {
+            if scripts_skipped.is_some() {
+                return Vec::new();
+            }
             let keys = KeyCache::for_block(block, &per_tx);
-            let checks: Vec<InputCheck> = extract_block(block, &per_tx, flags, &keys);
-            (keys, checks)
+            extract_block(block, &per_tx, flags, &keys)
         },
     );
-    drop(keys);
     let mut rules_report =
         rules_report.map_err(|e| InputError::Prevouts { path: "-".into(), reason: e.to_string() })?;
     if opts.height.is_none() {
@@ -374,6 +388,7 @@ fn validate_in_pool(
     Ok(Report {
         block: checks_hdr,
         rules: rules_report,
+        scripts_skipped,
         transactions: block.txdata.len(),
         inputs,
         inputs_by_type: by_type,

@@ -265,19 +265,23 @@ fn bad_blk_length_stripped_size() {
 
 #[test]
 fn bad_cb_missing() {
-    let (mut block, spent) = load(H);
+    let (mut block, mut spent) = load(H);
     block.txdata.remove(0);
     block.header.merkle_root = block.compute_merkle_root().unwrap();
+    // Positional: the first transaction has no entries, whatever it is.
+    spent.drain(..block.txdata[0].input.len());
     let r = check(&block, &spent, H);
     assert!(r.has(reason::BAD_CB_MISSING), "{:?}", rules(&r));
 }
 
 #[test]
 fn bad_cb_multiple() {
-    let (mut block, spent) = load(H);
+    let (mut block, mut spent) = load(H);
     let cb = block.txdata[0].clone();
     block.txdata.insert(1, cb);
     reseal(&mut block);
+    // Positional: the second coinbase's one input has an entry too.
+    spent.insert(0, spent[0].clone());
     let r = check(&block, &spent, H);
     assert!(r.has(reason::BAD_CB_MULTIPLE), "{:?}", rules(&r));
 }

@@ -209,3 +209,42 @@ fn damaged_blocks_never_panic() {
     }
     assert!(errors > 15 && reports > 5, "errors {errors}, reports {reports}");
 }
+
+/// Damaged spent outputs (absurd values, coinbase flags, heights from the
+/// future or the far past, random scripts) through the whole pipeline with
+/// the consensus rules: a report every time, never a panic, and every value
+/// change that makes a transaction pay out more than it takes in is caught.
+#[test]
+fn damaged_prevouts_never_panic() {
+    let b = kiln_validate::read_block(&kiln_testkit::data::path("mainnet/block_866342.raw.zst")).unwrap();
+    let p0 = kiln_validate::read_spent(&kiln_testkit::data::path("mainnet/block_866342.spent_utxos.json.zst")).unwrap();
+    let mut rng = kiln_testkit::data::Rng(0x5eed);
+    let opts = kiln_validate::Options::default();
+    let mut invalid = 0;
+    for round in 0..24 {
+        let mut p = p0.clone();
+        for _ in 0..1 + rng.next_u32() % 4 {
+            let k = (rng.next_u64() % p.txouts.len() as u64) as usize;
+            match round % 4 {
+                0 => p.txouts[k].value = bitcoin::Amount::from_sat(rng.next_u64()),
+                1 => {
+                    p.origins[k].is_coinbase = true;
+                    p.origins[k].creation_height = Some(rng.next_u32());
+                }
+                2 => p.origins[k].creation_height = Some(rng.next_u32() % 900_000),
+                _ => {
+                    let mut s = vec![0u8; (rng.next_u32() % 64) as usize];
+                    rng.fill(&mut s);
+                    p.txouts[k].script_pubkey = bitcoin::ScriptBuf::from_bytes(s);
+                }
+            }
+        }
+        let r = kiln_validate::validate_block(&b, &p.txouts, Some(&p.origins), &opts).expect("a report");
+        if round % 4 == 0 {
+            // A random u64 value is almost surely above 21M BTC: out of range.
+            assert!(!r.is_valid(), "round {round}");
+        }
+        invalid += usize::from(!r.is_valid());
+    }
+    assert!(invalid >= 6, "{invalid}");
+}
