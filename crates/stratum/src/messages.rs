@@ -56,7 +56,6 @@ fn hex_u32(v: &Value) -> Option<u32> {
     u32::from_str_radix(s, 16).ok()
 }
 
-
 impl Notify {
     /// Parses notify params; `Err` names the field that is wrong.
     pub fn parse(params: &Value) -> Result<Self, String> {

@@ -16,7 +16,7 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use kiln_stratum::{Event, Session, SessionConfig, Share};
+use kiln_stratum::{Event, Session, SessionConfig, Share, sanitize};
 
 use crate::engine::{Solution, SourceEvent};
 use crate::stats::{PoolStatus, Stats};
@@ -543,7 +543,7 @@ impl Client {
                     } else {
                         // Mined for an extranonce1 this pool no longer knows.
                         self.stats.lost(1);
-                        log::warn!("share for job {} lost: mined with another extranonce1", s.job_id);
+                        log::warn!("share for job {} lost: mined with another extranonce1", sanitize(&s.job_id));
                     }
                 }
             }
@@ -615,7 +615,7 @@ impl Client {
                         Event::Job(job) => {
                             log::debug!(
                                 "job {} (clean {}), difficulty {}",
-                                job.job_id,
+                                sanitize(&job.job_id),
                                 job.clean_jobs,
                                 session.difficulty()
                             );

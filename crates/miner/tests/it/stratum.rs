@@ -18,7 +18,7 @@ use serde_json::json;
 use kiln_testkit::pool::{Behavior, TestPool, job_100000};
 
 /// Feeds the real block-100000 job through a session and returns its Job.
-fn session_with_job(mask: Option<u32>) -> (Session, kiln_work::Job) {
+pub fn session_with_job(mask: Option<u32>) -> (Session, kiln_work::Job) {
     let data = job_100000();
     let mut s = Session::new(SessionConfig { version_rolling: mask, ..SessionConfig::new("u", "p") });
     s.start();
@@ -89,8 +89,8 @@ fn session_builds_the_real_block_100000_header() {
 
 /// A scanner that only records what it was given.
 #[derive(Clone, Default)]
-struct FakeScanner {
-    works: Arc<Mutex<Vec<Work>>>,
+pub struct FakeScanner {
+    pub works: Arc<Mutex<Vec<Work>>>,
 }
 
 impl Scanner for FakeScanner {
@@ -113,7 +113,7 @@ impl Scanner for FakeScanner {
     }
 }
 
-fn engine(
+pub fn engine(
     job_mask: Option<u32>,
 ) -> (Engine, FakeScanner, crossbeam_channel::Receiver<Solution>, kiln_work::Job, Arc<Stats>) {
     let (_, mut job) = session_with_job(job_mask);
