@@ -25,6 +25,10 @@ const WAKE: Token = Token(0);
 const CONN: Token = Token(1);
 /// Shares kept while disconnected; older ones beyond this are counted lost.
 const MAX_QUEUED: usize = 4096;
+/// Bytes read from the pool in one turn of the loop. The rest waits for the
+/// next turn, so a pool sending without pause cannot grow a buffer without
+/// bound or keep the loop from checking its clock and the stop flag.
+const MAX_READ_TURN: usize = 1 << 20;
 
 /// A pool address: `stratum+tcp://host:port` or `stratum+ssl://host:port`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -137,11 +141,18 @@ impl Transport {
         }
     }
 
-    /// Reads what is available; `Ok(true)` at end of stream.
-    fn read_available(&mut self, out: &mut Vec<u8>) -> io::Result<bool> {
+    /// Reads what is available, up to about [`MAX_READ_TURN`] bytes;
+    /// `Ok(true)` at end of stream. `more` is set when it stopped at the
+    /// limit and there may be more to read.
+    fn read_available(&mut self, out: &mut Vec<u8>, more: &mut bool) -> io::Result<bool> {
+        *more = false;
         let mut buf = [0u8; 16384];
         match self {
             Transport::Plain { stream, .. } => loop {
+                if out.len() >= MAX_READ_TURN {
+                    *more = true;
+                    return Ok(false);
+                }
                 match stream.read(&mut buf) {
                     Ok(0) => return Ok(true),
                     Ok(n) => out.extend_from_slice(&buf[..n]),
@@ -152,17 +163,19 @@ impl Transport {
             },
             Transport::Tls { stream, conn } => {
                 let mut eof = false;
-                loop {
+                let mut taken = 0usize;
+                while taken < MAX_READ_TURN {
                     match conn.read_tls(stream) {
                         Ok(0) => {
                             eof = true;
                             break;
                         }
-                        Ok(_) => {}
+                        Ok(n) => taken += n,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Err(e) => return Err(e),
                     }
+                    *more = taken >= MAX_READ_TURN;
                     conn.process_new_packets()
                         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("TLS: {e}")))?;
                 }
@@ -527,6 +540,9 @@ impl Client {
         let mut working = false;
         let mut in_flight: HashMap<u64, f64> = HashMap::new();
         let mut events = Events::with_capacity(64);
+        // The last read stopped at MAX_READ_TURN: read again without waiting
+        // (mio is edge-triggered; no new readiness event would come).
+        let mut more_to_read = false;
         let ended = 'conn: loop {
             if self.stop.load(Ordering::Acquire) {
                 break Ended::Stop;
@@ -564,16 +580,17 @@ impl Client {
             if let Err(e) = self.poll.registry().reregister(t.stream(), CONN, interest) {
                 break Ended::Dropped(e.to_string());
             }
-            if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(100)))
+            let wait = if more_to_read { Duration::ZERO } else { Duration::from_millis(100) };
+            if let Err(e) = self.poll.poll(&mut events, Some(wait))
                 && e.kind() != io::ErrorKind::Interrupted
             {
                 break Ended::Dropped(e.to_string());
             }
-            let readable =
-                events.iter().any(|e| e.token() == CONN && (e.is_readable() || e.is_read_closed() || e.is_error()));
+            let readable = more_to_read
+                || events.iter().any(|e| e.token() == CONN && (e.is_readable() || e.is_read_closed() || e.is_error()));
             if readable {
                 let mut bytes = Vec::new();
-                let eof = match t.read_available(&mut bytes) {
+                let eof = match t.read_available(&mut bytes, &mut more_to_read) {
                     Ok(eof) => eof,
                     Err(e) => {
                         break if working {
@@ -586,6 +603,10 @@ impl Client {
                 if !bytes.is_empty() {
                     last_rx = Instant::now();
                 }
+                // Only the newest job of those read together goes to the
+                // engine (clean when any of them was): scanners only ever
+                // want the newest, and a notify flood must not become a queue.
+                let mut newest: Option<kiln_work::Job> = None;
                 for ev in session.receive(&bytes) {
                     match ev {
                         Event::Subscribed { session_id, extranonce1, extranonce2_size } => {
@@ -598,6 +619,9 @@ impl Client {
                             }
                             resume.session_id = session_id;
                             resume.extranonce1 = Some(extranonce1.clone());
+                            if let Some(job) = newest.take() {
+                                let _ = self.engine.send(SourceEvent::Job(job));
+                            }
                             let _ = self.engine.send(SourceEvent::Subscribed { extranonce1 });
                         }
                         Event::Authorized { ok: true, .. } => {
@@ -612,14 +636,11 @@ impl Client {
                             "version rolling: {}",
                             m.map(|m| format!("mask {m:08x}")).unwrap_or_else(|| "off".into())
                         ),
-                        Event::Job(job) => {
-                            log::debug!(
-                                "job {} (clean {}), difficulty {}",
-                                sanitize(&job.job_id),
-                                job.clean_jobs,
-                                session.difficulty()
-                            );
-                            let _ = self.engine.send(SourceEvent::Job(job));
+                        Event::Job(mut job) => {
+                            if let Some(older) = newest.take() {
+                                job.clean_jobs |= older.clean_jobs;
+                            }
+                            newest = Some(job);
                         }
                         Event::Difficulty(d) => log::info!("pool difficulty {d} (from the next job)"),
                         Event::Extranonce { .. } => log::info!("pool changed extranonce (from the next job)"),
@@ -653,6 +674,15 @@ impl Client {
                             };
                         }
                     }
+                }
+                if let Some(job) = newest.take() {
+                    log::debug!(
+                        "job {} (clean {}), difficulty {}",
+                        sanitize(&job.job_id),
+                        job.clean_jobs,
+                        session.difficulty()
+                    );
+                    let _ = self.engine.send(SourceEvent::Job(job));
                 }
                 if eof {
                     break if working {

@@ -17,6 +17,121 @@ use crate::stratum::{FakeScanner, engine, fast_client, start_miner};
 
 const T: Duration = Duration::from_secs(30);
 
+// ---- 1. An absurdly low pool difficulty ----
+
+#[test]
+fn work_target_has_a_floor_when_the_pool_difficulty_is_absurd() {
+    let fake = FakeScanner::default();
+    let (tx, _rx) = crossbeam_channel::unbounded();
+    let mut e = Engine::new(vec![Box::new(fake.clone())], Arc::new(Stats::new()), tx, Box::new(|| {}));
+    let (_, mut job) = crate::stratum::session_with_job(None);
+    job.share_target = Target::MAX; // what `mining.set_difficulty 1e-9` becomes
+    e.on_net(SourceEvent::Job(job));
+    let w = fake.works.lock().unwrap()[0].clone();
+    // Not every nonce may be a share: with no hash rate measured yet, the
+    // floor assumes a fast scanner.
+    assert!(w.target.difficulty().0 >= 1e-3, "work target {:?} is as easy as the pool's", w.target);
+}
+
+#[test]
+fn a_pool_difficulty_of_1e_minus_9_does_not_flood_kiln_or_the_pool() {
+    let pool = TestPool::start(Behavior { difficulty: 1e-9, ..Behavior::default() });
+    let m = start_miner(&[pool.url()], fast_client(), None);
+    pool.wait_for("the first share", T, |l| l.valid() >= 1);
+    std::thread::sleep(Duration::from_secs(3));
+    let stats = m.stats().snapshot();
+    m.stop();
+    let l = pool.log.lock().unwrap();
+    assert_eq!(l.invalid(), 0);
+    // One scanner, at most a few dozen shares a second, for about 3 s (plus
+    // the start, before the hash rate is measured).
+    assert!(l.shares.len() < 400, "{} shares in ~3 s", l.shares.len());
+    assert!(stats.found < 400, "{} solutions in ~3 s", stats.found);
+}
+
+// ---- 2. A flood of mining.notify ----
+
+/// Jobs that queued up while the engine was busy are taken as one switch to
+/// the newest; a clean_jobs among them makes that switch clean.
+#[test]
+fn queued_jobs_are_coalesced_into_one_switch_to_the_newest() {
+    let (e, fake, rx, job, stats) = engine(None);
+    let (net_tx, net_rx) = crossbeam_channel::unbounded();
+    let (scan_tx, scan_rx) = crossbeam_channel::unbounded();
+    net_tx.send(SourceEvent::Job(job.clone())).unwrap();
+    let runner = std::thread::spawn(move || e.run(net_rx, scan_rx));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fake.works.lock().unwrap().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let first = fake.works.lock().unwrap()[0].clone();
+    let mut last = job.clone();
+    for i in 0..2000u32 {
+        let mut j = job.clone();
+        j.job_id = format!("flood-{i}");
+        j.ntime = job.ntime + 1 + i;
+        j.clean_jobs = i == 0;
+        last = j.clone();
+        net_tx.send(SourceEvent::Job(j)).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // A late share of the first job: stale, since a clean job came since.
+    let h = Work::new(first.id, first.header, Target::MAX).check(3).unwrap();
+    scan_tx.send(ScanEvent::Found { work_id: first.id, nonce: 3, hash: h, scanner: "fake".into() }).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    net_tx.send(SourceEvent::Shutdown).unwrap();
+    runner.join().unwrap();
+    let works = fake.works.lock().unwrap();
+    assert!(works.len() < 50, "{} switches for 2000 queued jobs", works.len());
+    let newest = u32::from_le_bytes(works.last().unwrap().header[68..72].try_into().unwrap());
+    assert_eq!(newest, last.ntime, "the scanners end on the newest job");
+    assert!(rx.try_recv().is_err(), "the late share of a replaced job is not sent");
+    assert_eq!(stats.snapshot().stale, 1);
+}
+
+/// Jobs never replaced by a clean one are still forgotten past a bound: a
+/// share for a job hundreds of notifies old is stale, not kept forever.
+#[test]
+fn only_a_bounded_number_of_recent_jobs_is_kept() {
+    let (mut e, fake, rx, job, stats) = engine(None);
+    let mut easy = job.clone();
+    easy.share_target = Target::MAX;
+    e.on_net(SourceEvent::Job(easy.clone()));
+    let first = fake.works.lock().unwrap()[0].clone();
+    for i in 0..500u32 {
+        let mut j = easy.clone();
+        j.job_id = format!("n{i}");
+        j.ntime = easy.ntime + 1 + i;
+        j.clean_jobs = false;
+        e.on_net(SourceEvent::Job(j));
+    }
+    let h = Work::new(first.id, first.header, Target::MAX).check(3).unwrap();
+    e.on_scan(ScanEvent::Found { work_id: first.id, nonce: 3, hash: h, scanner: "fake".into() });
+    assert!(rx.try_recv().is_err());
+    assert_eq!(stats.snapshot().stale, 1);
+}
+
+#[test]
+fn a_notify_flood_ends_on_the_newest_job_and_does_not_delay_stopping() {
+    const FLOOD: usize = 30_000;
+    let pool = TestPool::start(Behavior { notify_flood: FLOOD, ..Behavior::default() });
+    let m = start_miner(&[pool.url()], fast_client(), None);
+    pool.wait_for("the handshake", T, |l| l.authorizes >= 1);
+    let newest = format!("j1-{}", FLOOD + 1);
+    pool.wait_for("shares on the newest job", Duration::from_secs(15), |l| l.valid_where(|s| s.job_id == newest) >= 3);
+    assert_eq!(pool.log.lock().unwrap().invalid(), 0);
+    m.stop();
+
+    // Stopping in the middle of a flood.
+    let pool = TestPool::start(Behavior { notify_flood: FLOOD, ..Behavior::default() });
+    let m = start_miner(&[pool.url()], fast_client(), None);
+    pool.wait_for("the handshake", T, |l| l.authorizes >= 1);
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    m.stop();
+    assert!(t.elapsed() < Duration::from_secs(3), "stop took {:?} under a notify flood", t.elapsed());
+}
+
 // ---- 5. Text from the network, logged ----
 
 #[test]

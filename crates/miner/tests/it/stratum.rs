@@ -121,7 +121,9 @@ pub fn engine(
     let fake = FakeScanner::default();
     let (tx, rx) = crossbeam_channel::unbounded();
     let stats = Arc::new(Stats::new());
-    let e = Engine::new(vec![Box::new(fake.clone())], Arc::clone(&stats), tx, Box::new(|| {}));
+    let mut e = Engine::new(vec![Box::new(fake.clone())], Arc::clone(&stats), tx, Box::new(|| {}));
+    // These tests make every nonce a share on purpose: no share floor.
+    e.set_share_rate_cap(None);
     (e, fake, rx, job, stats)
 }
 
