@@ -29,6 +29,10 @@ const MAX_QUEUED: usize = 4096;
 /// next turn, so a pool sending without pause cannot grow a buffer without
 /// bound or keep the loop from checking its clock and the stop flag.
 const MAX_READ_TURN: usize = 1 << 20;
+/// Bytes kiln may have queued for a pool that is not taking them (beyond
+/// what the kernel's socket buffer holds). Shares and answers are small; a
+/// pool that lets this much pile up is not reading, and is left.
+pub const MAX_WRITE_QUEUE: usize = 1 << 20;
 
 /// A pool address: `stratum+tcp://host:port` or `stratum+ssl://host:port`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,7 +101,8 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Subscribe and authorize must be answered within this.
     pub handshake_timeout: Duration,
-    /// Reconnect when the pool sends nothing for this long.
+    /// Reconnect when the pool sends nothing for this long, or takes nothing
+    /// kiln sends for this long.
     pub stall_timeout: Duration,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
@@ -191,13 +196,23 @@ impl Transport {
         }
     }
 
+    /// Queues bytes for the pool; an error when more than
+    /// [`MAX_WRITE_QUEUE`] bytes would be waiting.
     fn queue(&mut self, data: &[u8]) -> io::Result<()> {
+        let not_reading = |queued: usize| {
+            io::Error::other(format!("the pool is not reading what kiln sends ({queued} bytes waiting)"))
+        };
         match self {
             Transport::Plain { wbuf, .. } => {
+                if wbuf.len() + data.len() > MAX_WRITE_QUEUE {
+                    return Err(not_reading(wbuf.len() + data.len()));
+                }
                 wbuf.extend_from_slice(data);
                 Ok(())
             }
-            Transport::Tls { conn, .. } => conn.writer().write_all(data),
+            // rustls bounds its own buffers (64 KiB by default) and refuses
+            // more: write_all then fails.
+            Transport::Tls { conn, .. } => conn.writer().write_all(data).map_err(|_| not_reading(data.len())),
         }
     }
 
@@ -208,33 +223,35 @@ impl Transport {
         }
     }
 
-    /// Writes as much as the socket takes now.
-    fn flush(&mut self) -> io::Result<()> {
+    /// Writes as much as the socket takes now; returns how many bytes went.
+    fn flush(&mut self) -> io::Result<usize> {
+        let mut sent = 0;
         match self {
             Transport::Plain { stream, wbuf } => {
                 while !wbuf.is_empty() {
                     match stream.write(wbuf) {
                         Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                         Ok(n) => {
+                            sent += n;
                             wbuf.drain(..n);
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(sent),
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Err(e) => return Err(e),
                     }
                 }
-                Ok(())
+                Ok(sent)
             }
             Transport::Tls { stream, conn } => {
                 while conn.wants_write() {
                     match conn.write_tls(stream) {
-                        Ok(_) => {}
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                        Ok(n) => sent += n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(sent),
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Err(e) => return Err(e),
                     }
                 }
-                Ok(())
+                Ok(sent)
             }
         }
     }
@@ -537,6 +554,9 @@ impl Client {
         session.start();
         let started = Instant::now();
         let mut last_rx = Instant::now();
+        // When bytes last left, or the queue was last empty: a pool that takes
+        // nothing for stall_timeout is stalled as much as one that sends nothing.
+        let mut last_tx = Instant::now();
         let mut working = false;
         let mut in_flight: HashMap<u64, f64> = HashMap::new();
         let mut events = Events::with_capacity(64);
@@ -569,12 +589,19 @@ impl Client {
             {
                 break Ended::Dropped(format!("write: {e}"));
             }
-            if let Err(e) = t.flush() {
-                break if working {
-                    Ended::Dropped(format!("write: {e}"))
-                } else {
-                    Ended::Failed(format!("write: {e}"))
-                };
+            match t.flush() {
+                Ok(n) if n > 0 || !t.wants_write() => last_tx = Instant::now(),
+                Ok(_) => {}
+                Err(e) => {
+                    break if working {
+                        Ended::Dropped(format!("write: {e}"))
+                    } else {
+                        Ended::Failed(format!("write: {e}"))
+                    };
+                }
+            }
+            if last_tx.elapsed() > self.opts.stall_timeout {
+                break Ended::Dropped(format!("the pool took nothing kiln sent for {:?}", self.opts.stall_timeout));
             }
             let interest = if t.wants_write() { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
             if let Err(e) = self.poll.registry().reregister(t.stream(), CONN, interest) {

@@ -132,6 +132,18 @@ fn a_notify_flood_ends_on_the_newest_job_and_does_not_delay_stopping() {
     assert!(t.elapsed() < Duration::from_secs(3), "stop took {:?} under a notify flood", t.elapsed());
 }
 
+// ---- 3. A pool that never reads ----
+
+#[test]
+fn a_pool_that_never_reads_is_left_and_reconnected() {
+    let pool = TestPool::start(Behavior { ping_flood: true, ..Behavior::default() });
+    let m = start_miner(&[pool.url()], fast_client(), None);
+    pool.wait_for("a reconnect after the write queue filled", Duration::from_secs(8), |l| l.connections >= 2);
+    let t = Instant::now();
+    m.stop();
+    assert!(t.elapsed() < Duration::from_secs(3));
+}
+
 // ---- 5. Text from the network, logged ----
 
 #[test]
