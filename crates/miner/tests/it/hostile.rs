@@ -55,16 +55,12 @@ fn a_pool_difficulty_of_1e_minus_9_does_not_flood_kiln_or_the_pool() {
 /// the newest; a clean_jobs among them makes that switch clean.
 #[test]
 fn queued_jobs_are_coalesced_into_one_switch_to_the_newest() {
-    let (e, fake, rx, job, stats) = engine(None);
+    let (mut e, fake, rx, job, stats) = engine(None);
     let (net_tx, net_rx) = crossbeam_channel::unbounded();
     let (scan_tx, scan_rx) = crossbeam_channel::unbounded();
-    net_tx.send(SourceEvent::Job(job.clone())).unwrap();
-    let runner = std::thread::spawn(move || e.run(net_rx, scan_rx));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while fake.works.lock().unwrap().is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    e.on_net(SourceEvent::Job(job.clone()));
     let first = fake.works.lock().unwrap()[0].clone();
+    // Queued before the engine runs: it finds them all waiting at once.
     let mut last = job.clone();
     for i in 0..2000u32 {
         let mut j = job.clone();
@@ -74,6 +70,7 @@ fn queued_jobs_are_coalesced_into_one_switch_to_the_newest() {
         last = j.clone();
         net_tx.send(SourceEvent::Job(j)).unwrap();
     }
+    let runner = std::thread::spawn(move || e.run(net_rx, scan_rx));
     std::thread::sleep(Duration::from_millis(300));
     // A late share of the first job: stale, since a clean job came since.
     let h = Work::new(first.id, first.header, Target::MAX).check(3).unwrap();
