@@ -141,6 +141,82 @@ fn a_pool_that_never_reads_is_left_and_reconnected() {
     assert!(t.elapsed() < Duration::from_secs(3));
 }
 
+// ---- 9. Hostile API clients ----
+
+fn api() -> (std::thread::JoinHandle<()>, std::net::SocketAddr, Arc<AtomicBool>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (h, addr) =
+        kiln_miner::api::serve("127.0.0.1:0".parse().unwrap(), Arc::new(Stats::new()), Arc::clone(&stop)).unwrap();
+    (h, addr, stop)
+}
+
+fn get(addr: std::net::SocketAddr, req: &str, within: Duration) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(within)).unwrap();
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Sends one byte of a request every 200 ms until `stop`.
+fn slow_client(addr: std::net::SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        for b in b"GET /summary HTTP/1.1\r\nHost: a-very-long-host-name.example\r\n".iter().cycle() {
+            if stop.load(Ordering::Acquire) || s.write_all(&[*b]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    })
+}
+
+#[test]
+fn a_slow_api_client_does_not_block_others_or_shutdown() {
+    let (h, addr, stop) = api();
+    let client_stop = Arc::new(AtomicBool::new(false));
+    let slow = slow_client(addr, Arc::clone(&client_stop));
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    let r = get(addr, "GET /summary HTTP/1.1\r\n\r\n", Duration::from_secs(5));
+    assert!(r.starts_with("HTTP/1.1 200"), "{r:?}");
+    assert!(t.elapsed() < Duration::from_secs(1), "answered after {:?}", t.elapsed());
+    let t = Instant::now();
+    stop.store(true, Ordering::Release);
+    h.join().unwrap();
+    assert!(t.elapsed() < Duration::from_millis(500), "API stopped after {:?}", t.elapsed());
+    client_stop.store(true, Ordering::Release);
+    slow.join().unwrap();
+}
+
+#[test]
+fn many_idle_api_connections_do_not_block_a_request() {
+    let (h, addr, stop) = api();
+    let idle: Vec<_> = (0..200).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    let r = get(addr, "GET /metrics HTTP/1.1\r\n\r\n", Duration::from_secs(5));
+    // Either served or turned away at once; never left waiting.
+    assert!(r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.1 503"), "{r:?}");
+    assert!(t.elapsed() < Duration::from_secs(1), "answered after {:?}", t.elapsed());
+    stop.store(true, Ordering::Release);
+    h.join().unwrap();
+    drop(idle);
+    // Once the idle ones are gone, requests are served again.
+}
+
+#[test]
+fn head_gets_headers_without_a_body() {
+    let (h, addr, stop) = api();
+    let r = get(addr, "HEAD /summary HTTP/1.1\r\n\r\n", Duration::from_secs(5));
+    assert!(r.starts_with("HTTP/1.1 200"), "{r:?}");
+    assert!(r.contains("Content-Length: "), "{r:?}");
+    assert!(r.ends_with("\r\n\r\n"), "HEAD must not send a body: {r:?}");
+    stop.store(true, Ordering::Release);
+    h.join().unwrap();
+}
+
 // ---- 5. Text from the network, logged ----
 
 #[test]
