@@ -362,7 +362,9 @@ impl Session {
                 let port = params
                     .get(1)
                     .and_then(|p| p.as_u64().or_else(|| p.as_str()?.parse().ok()))
-                    .and_then(|p| u16::try_from(p).ok());
+                    .and_then(|p| u16::try_from(p).ok())
+                    // Port 0 is no port: stay on the current one.
+                    .filter(|p| *p != 0);
                 let wait_s = params.get(2).and_then(|w| w.as_u64().or_else(|| w.as_str()?.parse().ok())).unwrap_or(0);
                 ev.push(Event::Reconnect { host, port, wait_s });
             }
@@ -445,5 +447,18 @@ mod tests {
         assert!(!has_control(&crate::sanitize("\u{0}\u{7f}\u{9b}\u{2028}")));
         let long = "x".repeat(10_000);
         assert!(crate::sanitize(&long).chars().count() <= crate::text::MAX_SHOWN + 1);
+    }
+}
+
+#[cfg(test)]
+mod reconnect_tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_to_port_zero_means_the_same_port() {
+        let mut s = Session::new(SessionConfig::new("u", "p"));
+        s.start();
+        let line = format!("{}\n", json!({"id": null, "method": "client.reconnect", "params": ["", 0, 5]}));
+        assert_eq!(s.receive(line.as_bytes()), vec![Event::Reconnect { host: None, port: None, wait_s: 5 }]);
     }
 }

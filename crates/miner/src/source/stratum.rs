@@ -29,6 +29,9 @@ const MAX_QUEUED: usize = 4096;
 /// next turn, so a pool sending without pause cannot grow a buffer without
 /// bound or keep the loop from checking its clock and the stop flag.
 const MAX_READ_TURN: usize = 1 << 20;
+/// A `client.reconnect` wait up to this long is waited out where kiln is;
+/// a longer one (up to `max_redirect_wait`) is spent on a backup pool.
+const REDIRECT_WAIT_IN_PLACE: Duration = Duration::from_secs(5);
 /// Bytes kiln may have queued for a pool that is not taking them (beyond
 /// what the kernel's socket buffer holds). Shares and answers are small; a
 /// pool that lets this much pile up is not reading, and is left.
@@ -108,6 +111,14 @@ pub struct ClientOptions {
     pub backoff_max: Duration,
     /// Consecutive failures before moving to the next pool.
     pub failover_after: u32,
+    /// A session that ends sooner than this after connecting (or before the
+    /// pool sent any job) counts as a failure: a pool that authorizes and
+    /// then drops, again and again, is as unusable as one that refuses, and
+    /// must not keep kiln from its backups or from backing off.
+    pub min_session: Duration,
+    /// The longest `client.reconnect` wait kiln honours; with a backup pool
+    /// configured, a wait of more than a few seconds is spent mining there.
+    pub max_redirect_wait: Duration,
     /// While on a backup pool, try the primary again this often.
     pub primary_retry: Duration,
     pub version_rolling: Option<u32>,
@@ -125,6 +136,8 @@ impl Default for ClientOptions {
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             failover_after: 3,
+            min_session: Duration::from_secs(10),
+            max_redirect_wait: Duration::from_secs(60),
             primary_retry: Duration::from_secs(300),
             version_rolling: Some(kiln_stratum::session::BIP320_MASK),
             suggest_difficulty: None,
@@ -266,8 +279,10 @@ enum Ended {
     /// Was working, then broke.
     Dropped(String),
     AuthFailed(String),
-    /// `client.reconnect`: same host, maybe another port, after a wait.
+    /// `client.reconnect`: to the same host or another configured pool's
+    /// host (index `pool`), maybe another port, after a wait.
     Redirect {
+        pool: usize,
         port: Option<u16>,
         wait: Duration,
     },
@@ -372,14 +387,15 @@ impl Client {
         let mut current = 0usize;
         let mut failures = vec![0u32; self.pools.len()];
         let mut resume: Vec<Resume> = (0..self.pools.len()).map(|_| Resume::default()).collect();
-        let mut port_override: Option<u16> = None;
+        // Ports a pool redirected kiln to (client.reconnect), per pool.
+        let mut port_override: Vec<Option<u16>> = vec![None; self.pools.len()];
         let mut backup_since: Option<Instant> = None;
         let mut probing_primary_from: Option<usize> = None;
         let mut rng = seed();
         while !self.stop.load(Ordering::Acquire) {
             let pool = self.pools[current].clone();
             let mut url = pool.url.clone();
-            if let Some(p) = port_override {
+            if let Some(p) = port_override[current] {
                 url.port = p;
             }
             self.stats.set_pool(&url.to_string(), "connecting");
@@ -396,16 +412,37 @@ impl Client {
                     log::info!("trying the primary pool {} again", self.pools[0].url);
                     probing_primary_from = Some(current);
                     current = 0;
-                    port_override = None;
+                    port_override[0] = None;
                     continue;
                 }
-                Ended::Redirect { port, wait } => {
+                Ended::Redirect { pool: to, port, wait } => {
                     log::info!(
-                        "pool asked to reconnect{} in {}s",
+                        "pool asked to reconnect{}{} in {}s",
+                        if to == current { String::new() } else { format!(" to {}", self.pools[to].url.host) },
                         port.map(|p| format!(" on port {p}")).unwrap_or_default(),
                         wait.as_secs()
                     );
-                    port_override = port;
+                    port_override[to] = port;
+                    probing_primary_from = None;
+                    if wait > REDIRECT_WAIT_IN_PLACE && self.pools.len() > 1 {
+                        // Mine on the next pool meanwhile. Back to the primary
+                        // once the wait is over (primary_retry, shortened).
+                        let now = Instant::now();
+                        if to == 0 {
+                            backup_since =
+                                Some(now.checked_sub(self.opts.primary_retry.saturating_sub(wait)).unwrap_or(now));
+                        }
+                        current = (to + 1) % self.pools.len();
+                        if current > 0 {
+                            backup_since.get_or_insert(now);
+                        }
+                        log::info!("mining on pool {} ({}) meanwhile", current, self.pools[current].url);
+                        continue;
+                    }
+                    current = to;
+                    if current > 0 {
+                        backup_since.get_or_insert_with(Instant::now);
+                    }
                     wait
                 }
                 Ended::Dropped(why) => {
@@ -417,7 +454,7 @@ impl Client {
                     failures[current] += 1;
                     self.stats.pool_event(current, false, true);
                     log::warn!("{url}: {why} (failure {} of {})", failures[current], self.opts.failover_after);
-                    port_override = None;
+                    port_override[current] = None;
                     if let Some(back) = probing_primary_from.take() {
                         // The primary is still down: go back to the backup at once.
                         current = back;
@@ -558,6 +595,9 @@ impl Client {
         // nothing for stall_timeout is stalled as much as one that sends nothing.
         let mut last_tx = Instant::now();
         let mut working = false;
+        // When the pool authorized us, and whether it has sent a job since.
+        let mut authorized_at: Option<Instant> = None;
+        let mut got_job = false;
         let mut in_flight: HashMap<u64, f64> = HashMap::new();
         let mut events = Events::with_capacity(64);
         // The last read stopped at MAX_READ_TURN: read again without waiting
@@ -653,6 +693,7 @@ impl Client {
                         }
                         Event::Authorized { ok: true, .. } => {
                             working = true;
+                            authorized_at = Some(Instant::now());
                             self.stats.pool_event(index, true, false);
                             self.stats.set_pool(&url.to_string(), "mining");
                         }
@@ -664,6 +705,7 @@ impl Client {
                             m.map(|m| format!("mask {m:08x}")).unwrap_or_else(|| "off".into())
                         ),
                         Event::Job(mut job) => {
+                            got_job = true;
                             if let Some(older) = newest.take() {
                                 job.clean_jobs |= older.clean_jobs;
                             }
@@ -683,14 +725,22 @@ impl Client {
                             }
                         }
                         Event::Reconnect { host, port, wait_s } => {
-                            if host.as_ref().is_some_and(|h| *h != url.host) {
+                            // Credentials go only to hosts the user configured:
+                            // this pool's, or another configured pool's.
+                            let to = match &host {
+                                None => Some(index),
+                                Some(h) if h.eq_ignore_ascii_case(&url.host) => Some(index),
+                                Some(h) => self.pools.iter().position(|p| p.url.host.eq_ignore_ascii_case(h)),
+                            };
+                            let Some(to) = to else {
                                 log::warn!(
-                                    "pool asked to move to another host ({}); staying on {}",
-                                    host.unwrap_or_default(),
-                                    url.host
+                                    "pool asked kiln to move to {}, which is not a configured pool; ignored",
+                                    host.unwrap_or_default()
                                 );
-                            }
-                            break 'conn Ended::Redirect { port, wait: Duration::from_secs(wait_s.min(600)) };
+                                continue;
+                            };
+                            let wait = Duration::from_secs(wait_s).min(self.opts.max_redirect_wait);
+                            break 'conn Ended::Redirect { pool: to, port, wait };
                         }
                         Event::Message(m) => log::info!("message from pool: {m}"),
                         Event::Protocol(e) => {
@@ -719,6 +769,9 @@ impl Client {
                     };
                 }
             }
+            if !got_job && authorized_at.is_some_and(|t| t.elapsed() > self.opts.handshake_timeout) {
+                break Ended::Failed(format!("authorized, but no job within {:?}", self.opts.handshake_timeout));
+            }
             if !working && started.elapsed() > self.opts.handshake_timeout {
                 break Ended::Failed(format!(
                     "no answer to subscribe/authorize within {:?}",
@@ -733,6 +786,15 @@ impl Client {
             }
         };
         let _ = self.poll.registry().deregister(t.stream());
+        // A session that gave no job, or lasted only moments, is a failure
+        // (for failover and back-off), however well it began.
+        let ended = match ended {
+            Ended::Dropped(why) if !got_job => Ended::Failed(format!("{why}, before any job")),
+            Ended::Dropped(why) if started.elapsed() < self.opts.min_session => {
+                Ended::Failed(format!("{why}, {:.1} s after connecting", started.elapsed().as_secs_f64()))
+            }
+            e => e,
+        };
         // Shares still unanswered: the pool may or may not have counted them.
         if !in_flight.is_empty() {
             log::warn!("{} submitted shares unanswered at disconnect", in_flight.len());

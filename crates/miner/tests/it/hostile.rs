@@ -234,3 +234,54 @@ fn pool_text_is_escaped_before_it_is_logged() {
         assert!(!l.chars().any(char::is_control), "control characters reached the log: {l:?}");
     }
 }
+
+// ---- 8 is in kiln-stratum (notify fields). 6. client.reconnect ----
+
+#[test]
+fn reconnect_to_an_unconfigured_host_gets_no_credentials() {
+    let other = TestPool::start(Behavior::default());
+    let b = Behavior {
+        reconnect_with: Some((3, serde_json::json!(["localhost", other.addr.port(), 0]))),
+        ..Behavior::default()
+    };
+    let pool = TestPool::start(b);
+    let m = start_miner(&[pool.url()], fast_client(), None);
+    pool.wait_for("shares after the redirect was sent", T, |l| l.valid() >= 8);
+    std::thread::sleep(Duration::from_millis(500));
+    m.stop();
+    let o = other.log.lock().unwrap();
+    assert_eq!((o.connections, o.authorizes), (0, 0), "credentials went to a host the user never configured");
+}
+
+#[test]
+fn a_long_reconnect_wait_is_spent_on_the_backup() {
+    let b = Behavior { reconnect_with: Some((3, serde_json::json!(["", 0, 100_000]))), ..Behavior::default() };
+    let primary = TestPool::start(b);
+    let backup = TestPool::start(Behavior::default());
+    let opts = kiln_miner::source::stratum::ClientOptions { primary_retry: Duration::from_secs(600), ..fast_client() };
+    let m = start_miner(&[primary.url(), backup.url()], opts, None);
+    backup.wait_for("shares on the backup during the wait", Duration::from_secs(15), |l| l.valid() >= 3);
+    m.stop();
+}
+
+// ---- 4. Failover ----
+
+#[test]
+fn a_primary_that_drops_every_few_hundred_ms_fails_over() {
+    let primary = TestPool::start(Behavior { drop_after_ms: Some(300), ..Behavior::default() });
+    let backup = TestPool::start(Behavior::default());
+    let opts = kiln_miner::source::stratum::ClientOptions { primary_retry: Duration::from_secs(600), ..fast_client() };
+    let m = start_miner(&[primary.url(), backup.url()], opts, None);
+    backup.wait_for("shares on the backup", Duration::from_secs(15), |l| l.valid() >= 3);
+    m.stop();
+}
+
+#[test]
+fn a_primary_that_never_sends_a_job_fails_over() {
+    let primary = TestPool::start(Behavior { no_jobs: true, ..Behavior::default() });
+    let backup = TestPool::start(Behavior::default());
+    let opts = kiln_miner::source::stratum::ClientOptions { primary_retry: Duration::from_secs(600), ..fast_client() };
+    let m = start_miner(&[primary.url(), backup.url()], opts, None);
+    backup.wait_for("shares on the backup", Duration::from_secs(15), |l| l.valid() >= 3);
+    m.stop();
+}
