@@ -195,7 +195,7 @@ impl Transport {
                     }
                     *more = taken >= MAX_READ_TURN;
                     conn.process_new_packets()
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("TLS: {e}")))?;
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, tls_failure(&e)))?;
                 }
                 loop {
                     match conn.reader().read(&mut buf) {
@@ -267,6 +267,35 @@ impl Transport {
                 Ok(sent)
             }
         }
+    }
+}
+
+/// Plain words for why a TLS connection failed, above all why the pool's
+/// certificate was refused: rustls' own text names webpki internals
+/// (`Other(OtherError(CaUsedAsEndEntity))`) that tell a user nothing.
+fn tls_failure(e: &rustls::Error) -> String {
+    use rustls::{CertificateError as C, Error as E};
+    match e {
+        E::InvalidCertificate(c) => {
+            let why = match c {
+                C::UnknownIssuer => "not trusted (self-signed, or issued by an unknown authority)".to_string(),
+                C::Other(o) if format!("{o:?}").contains("CaUsedAsEndEntity") => {
+                    "not trusted (self-signed)".to_string()
+                }
+                C::Expired | C::ExpiredContext { .. } => "expired".to_string(),
+                C::NotValidYet | C::NotValidYetContext { .. } => "not valid yet".to_string(),
+                C::NotValidForName | C::NotValidForNameContext { .. } => "for another host name".to_string(),
+                C::Revoked => "revoked".to_string(),
+                C::BadSignature => "badly signed".to_string(),
+                C::BadEncoding => "malformed".to_string(),
+                C::InvalidPurpose | C::InvalidPurposeContext { .. } => "not one for a server".to_string(),
+                other => format!("refused ({other:?})"),
+            };
+            format!("the pool's certificate is {why}")
+        }
+        E::AlertReceived(a) => format!("the pool ended the TLS handshake ({a:?})"),
+        E::NoCertificatesPresented => "the pool sent no certificate".to_string(),
+        other => format!("TLS: {other}"),
     }
 }
 
@@ -582,7 +611,8 @@ impl Client {
             }
             Err(e) => return Ended::Failed(e),
         };
-        log::info!("connected to {url} as {}", pool.user);
+        // Over TLS, "connected" waits until the pool's certificate verified.
+        let mut announced = false;
         let mut cfg = SessionConfig::new(&pool.user, &pool.pass);
         cfg.version_rolling = self.opts.version_rolling;
         cfg.suggest_difficulty = self.opts.suggest_difficulty;
@@ -606,6 +636,10 @@ impl Client {
         let ended = 'conn: loop {
             if self.stop.load(Ordering::Acquire) {
                 break Ended::Stop;
+            }
+            if !announced && !matches!(&t, Transport::Tls { conn, .. } if conn.is_handshaking()) {
+                announced = true;
+                log::info!("connected to {url} as {}", pool.user);
             }
             // Shares from the engine: submit those this connection can take.
             self.collect_shares();
