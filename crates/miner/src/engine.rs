@@ -337,13 +337,21 @@ impl Engine {
     }
 
     /// The next slice of the job's search space: extranonce2 values first,
-    /// then rolled version bits when the pool allows them.
+    /// then rolled version bits when the pool allows them. Versions roll only
+    /// once the extranonce2 space is used up, and never when the job's own
+    /// version has bits inside the mask: pools rebuild a rolled version
+    /// differently (BIP310 replaces the masked bits, public-pool XORs them
+    /// in), and only with those bits clear do all of them agree.
     fn make_work(&mut self, job: &Arc<Job>, scanner: usize) -> Option<Work> {
         let bits = 8 * job.extranonce2_size.min(8) as u32;
         let en2_space: u64 = if bits >= 64 { u64::MAX } else { 1u64 << bits };
         let slot = self.next_slot;
         let (en2_value, roll) = (slot % en2_space, slot / en2_space);
-        let rolls_available = if job.version_mask == 0 { 1 } else { 1u64 << job.version_mask.count_ones().min(16) };
+        let rolls_available = if job.version_mask == 0 || job.version & job.version_mask != 0 {
+            1
+        } else {
+            1u64 << job.version_mask.count_ones().min(16)
+        };
         if roll >= rolls_available {
             return None; // search space exhausted: wait for the next job
         }

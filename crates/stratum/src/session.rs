@@ -153,7 +153,8 @@ impl Session {
     }
 
     /// Queues the opening handshake: configure (BIP310 wants it first),
-    /// subscribe (resuming when we have a session id), authorize.
+    /// subscribe (resuming when we have a session id), authorize, then the
+    /// suggested difficulty if any.
     pub fn start(&mut self) {
         if let Some(mask) = self.cfg.version_rolling {
             let params = json!([["version-rolling"], {"version-rolling.mask": format!("{mask:08x}"), "version-rolling.min-bit-count": 2}]);
@@ -164,11 +165,15 @@ impl Session {
             None => json!([self.cfg.agent]),
         };
         self.send("mining.subscribe", params, Pending::Subscribe);
-        if let Some(d) = self.cfg.suggest_difficulty {
-            self.send("mining.suggest_difficulty", json!([d]), Pending::SuggestDifficulty);
-        }
         let params = json!([self.cfg.user, self.cfg.pass]);
         self.send("mining.authorize", params, Pending::Authorize);
+        // After authorize: pools apply a suggestion to the authorized worker,
+        // and some ignore one that comes before. A whole number goes as a
+        // JSON integer (`1024`, not `1024.0`), which strict pools require.
+        if let Some(d) = self.cfg.suggest_difficulty {
+            let d = if d.fract() == 0.0 && (1.0..9.0e15).contains(&d) { json!(d as u64) } else { json!(d) };
+            self.send("mining.suggest_difficulty", json!([d]), Pending::SuggestDifficulty);
+        }
     }
 
     /// Queues a share; returns the request id its answer will carry.
@@ -460,5 +465,38 @@ mod reconnect_tests {
         s.start();
         let line = format!("{}\n", json!({"id": null, "method": "client.reconnect", "params": ["", 0, 5]}));
         assert_eq!(s.receive(line.as_bytes()), vec![Event::Reconnect { host: None, port: None, wait_s: 5 }]);
+    }
+}
+
+#[cfg(test)]
+mod handshake_tests {
+    use super::*;
+
+    fn methods_and_params(s: &mut Session) -> Vec<(String, Value)> {
+        String::from_utf8(s.take_output())
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                (v["method"].as_str().unwrap().to_string(), v["params"].clone())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn suggest_difficulty_follows_authorize_as_an_integer_when_whole() {
+        for (d, want) in [(1024.0, json!(1024)), (0.5, json!(0.5))] {
+            let mut s = Session::new(SessionConfig {
+                version_rolling: None,
+                suggest_difficulty: Some(d),
+                ..SessionConfig::new("u", "p")
+            });
+            s.start();
+            let m = methods_and_params(&mut s);
+            let names: Vec<&str> = m.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(names, ["mining.subscribe", "mining.authorize", "mining.suggest_difficulty"]);
+            assert_eq!(m[2].1, json!([want]));
+            assert_eq!(m[2].1.to_string(), format!("[{want}]"));
+        }
     }
 }

@@ -327,7 +327,8 @@ struct Resume {
 
 /// The Stratum share for an engine solution: `mining.submit` names the job,
 /// the extranonces, ntime and nonce, and (BIP310) the rolled version bits,
-/// `version & mask`, when the pool allowed rolling.
+/// `version & mask`, only when the version was rolled: a share on the job's
+/// own version carries no version field, which every pool reads the same.
 pub fn share_of(s: &Solution) -> Share {
     let job = &s.job;
     Share {
@@ -336,7 +337,7 @@ pub fn share_of(s: &Solution) -> Share {
         extranonce2: s.extranonce2.clone(),
         ntime: s.ntime,
         nonce: s.nonce,
-        version_bits: (job.version_mask != 0).then_some(s.version & job.version_mask),
+        version_bits: (job.version_mask != 0 && s.version != job.version).then_some(s.version & job.version_mask),
     }
 }
 

@@ -285,3 +285,23 @@ fn a_primary_that_never_sends_a_job_fails_over() {
     backup.wait_for("shares on the backup", Duration::from_secs(15), |l| l.valid() >= 3);
     m.stop();
 }
+
+// ---- 10. Version rolling as real pools read it ----
+
+/// The job's version has a bit inside the rolling mask (0x20002000): kiln
+/// must not roll, and its shares carry no version field, so a pool that XORs
+/// submitted bits in (public-pool) and one that replaces them (BIP310) both
+/// accept every share.
+#[test]
+fn no_version_field_when_the_job_version_has_bits_in_the_mask() {
+    for xor in [true, false] {
+        let pool =
+            TestPool::start(Behavior { job_version: Some(0x2000_2000), version_xor: xor, ..Behavior::default() });
+        let m = start_miner(&[pool.url()], fast_client(), None);
+        pool.wait_for("shares", T, |l| l.shares.len() >= 5);
+        m.stop();
+        let l = pool.log.lock().unwrap();
+        assert_eq!(l.invalid(), 0, "xor {xor}: {:?}", l.shares);
+        assert!(l.shares.iter().all(|s| s.version_bits.is_none()), "xor {xor}");
+    }
+}
