@@ -1,7 +1,10 @@
 //! `kiln mine`: start the miner with validated options, print a status line
-//! every few seconds, stop after `--duration` or when the miner ends.
+//! every few seconds, stop after `--duration`, on SIGTERM/SIGINT, or when the
+//! miner ends, and print a final summary in every one of those cases.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use kiln_miner::Miner;
@@ -10,6 +13,12 @@ use crate::AnyResult;
 use crate::options::MineOptions;
 
 pub fn run(o: MineOptions) -> AnyResult<ExitCode> {
+    // A signal only sets a flag (all a handler may safely do); the loop below
+    // sees it within 200 ms and stops the miner as --duration would.
+    let signalled = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&signalled))?;
+    }
     let miner = Miner::start(o.miner)?;
     let started = Instant::now();
     let mut last_status = started;
@@ -17,6 +26,10 @@ pub fn run(o: MineOptions) -> AnyResult<ExitCode> {
     while miner.is_running() {
         std::thread::sleep(std::time::Duration::from_millis(200));
         if o.duration.is_some_and(|d| started.elapsed() >= d) {
+            break;
+        }
+        if signalled.load(Ordering::Acquire) {
+            log::info!("signal received; stopping");
             break;
         }
         if last_status.elapsed() >= o.status_interval {
@@ -40,6 +53,21 @@ pub fn run(o: MineOptions) -> AnyResult<ExitCode> {
             );
         }
     }
+    // Hash rates before the scanners stop; share counts after the source
+    // has stopped (answers to the last shares included).
+    let rates = stats.snapshot();
     miner.stop();
+    let s = stats.snapshot();
+    log::info!(
+        "summary: {:.1} s, accepted {}, rejected {}, stale {}, hardware errors {}, lost {}, {:.2} MH/s (1m {:.2})",
+        started.elapsed().as_secs_f64(),
+        s.accepted,
+        s.rejected,
+        s.stale,
+        s.hw_errors,
+        s.lost,
+        rates.hashrate / 1e6,
+        rates.hashrate_1m / 1e6
+    );
     Ok(ExitCode::SUCCESS)
 }

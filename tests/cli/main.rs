@@ -254,3 +254,45 @@ fn verify_block_survives_hostile_files() {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(out.status.signal(), Some(13), "ended by SIGPIPE: {:?}", out.status);
 }
+
+/// SIGTERM and SIGINT end `kiln mine` as `--duration` does: exit 0 with a
+/// final summary line.
+#[test]
+fn mine_ends_with_a_summary_on_sigterm_sigint_and_duration() {
+    use kiln_testkit::pool::{Behavior, TestPool};
+    let pool = TestPool::start(Behavior::default());
+    let url = pool.url();
+    let base = ["mine", "-o", &url, "-u", "kiln.sig", "-p", "x", "--cpu-threads", "1", "--gpu", "off"];
+    let summary =
+        |out: &str| out.lines().any(|l| l.contains("summary:") && l.contains("accepted") && l.contains("MH/s"));
+
+    let o = kiln(&[&base[..], &["--duration", "2"]].concat());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(summary(&text(&o)), "no summary after --duration: {}", text(&o));
+
+    for sig in ["-TERM", "-INT"] {
+        let child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(base)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let killed = Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap();
+        assert!(killed.success());
+        // Bounded: kiln must be gone well within the test's patience (and is
+        // killed if not, so no test leaves it running).
+        let pid = child.id().to_string();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let Ok(o) = rx.recv_timeout(std::time::Duration::from_secs(15)) else {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            panic!("{sig}: kiln did not exit within 15 s of the signal");
+        };
+        let o = o.unwrap();
+        assert_eq!(o.status.code(), Some(0), "{sig}: {}", text(&o));
+        assert!(summary(&text(&o)), "{sig}: no summary: {}", text(&o));
+    }
+}

@@ -1,13 +1,27 @@
 //! The monitoring endpoint: read-only HTTP on a loopback address by default,
 //! serving JSON (`/summary`, `/scanners`, `/pools`) and Prometheus text
 //! (`/metrics`). It has no endpoint that changes anything.
+//!
+//! Clients are not trusted to be quick: each connection gets its own short-
+//! lived thread, a whole request must arrive within [`REQUEST_DEADLINE`] (a
+//! client sending a byte a second is cut off), at most [`MAX_CONNECTIONS`]
+//! are served at once (more are answered `503` at once), and the accepting
+//! thread, the only one the miner waits for, never reads from a client, so
+//! the API cannot hold up the miner's exit.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Connections served at once; more are turned away with `503`.
+pub const MAX_CONNECTIONS: usize = 16;
+/// A request must be complete this long after the connection was accepted.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
+/// Longest request head read.
+const MAX_REQUEST: usize = 8192;
 
 use crate::stats::Stats;
 
@@ -27,11 +41,28 @@ pub fn serve(
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
     let handle = std::thread::Builder::new().name("kiln-api".into()).spawn(move || {
+        let active = Arc::new(AtomicUsize::new(0));
         while !stop.load(Ordering::Acquire) {
             match listener.accept() {
-                Ok((s, _)) => {
-                    if let Err(e) = handle(s, &stats) {
-                        log::debug!("API request failed: {e}");
+                Ok((mut s, _)) => {
+                    if active.load(Ordering::Acquire) >= MAX_CONNECTIONS {
+                        // Best effort: a few bytes into an empty socket buffer do not block.
+                        let _ = s.write_all(
+                            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
+                        continue;
+                    }
+                    active.fetch_add(1, Ordering::AcqRel);
+                    let (stats, active2) = (Arc::clone(&stats), Arc::clone(&active));
+                    let spawned = std::thread::Builder::new().name("kiln-api-conn".into()).spawn(move || {
+                        if let Err(e) = handle(s, &stats) {
+                            log::debug!("API request failed: {e}");
+                        }
+                        active2.fetch_sub(1, Ordering::AcqRel);
+                    });
+                    if let Err(e) = spawned {
+                        active.fetch_sub(1, Ordering::AcqRel);
+                        log::warn!("API: cannot start a connection thread: {e}");
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(25)),
@@ -46,12 +77,23 @@ pub fn serve(
 }
 
 fn handle(mut s: TcpStream, stats: &Stats) -> std::io::Result<()> {
+    let deadline = Instant::now() + REQUEST_DEADLINE;
     s.set_nonblocking(false)?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    s.set_write_timeout(Some(REQUEST_DEADLINE))?;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     let (method, path) = loop {
-        let n = s.read(&mut chunk)?;
+        // Each read waits at most until the deadline for the whole request.
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return respond(&mut s, "408 Request Timeout", "text/plain", "request too slow\n", false);
+        }
+        s.set_read_timeout(Some(left))?;
+        let n = match s.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(e) => return Err(e),
+        };
         if n == 0 {
             return Ok(());
         }
@@ -62,13 +104,15 @@ fn handle(mut s: TcpStream, stats: &Stats) -> std::io::Result<()> {
             Ok(httparse::Status::Complete(_)) => {
                 break (req.method.unwrap_or("").to_string(), req.path.unwrap_or("").to_string());
             }
-            Ok(httparse::Status::Partial) if buf.len() < 8192 => continue,
-            _ => return respond(&mut s, "400 Bad Request", "text/plain", "bad request\n"),
+            Ok(httparse::Status::Partial) if buf.len() < MAX_REQUEST => continue,
+            _ => return respond(&mut s, "400 Bad Request", "text/plain", "bad request\n", true),
         }
     };
     if method != "GET" && method != "HEAD" {
-        return respond(&mut s, "405 Method Not Allowed", "text/plain", "read-only: GET only\n");
+        return respond(&mut s, "405 Method Not Allowed", "text/plain", "read-only: GET only\n", true);
     }
+    // HEAD: the same headers as GET, no body.
+    let body = method == "GET";
     let snap = stats.snapshot();
     let json = |v: serde_json::Value| serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
     match path.split('?').next().unwrap_or("") {
@@ -78,28 +122,44 @@ fn handle(mut s: TcpStream, stats: &Stats) -> std::io::Result<()> {
                 o.remove("scanners");
                 o.remove("pools");
             }
-            respond(&mut s, "200 OK", "application/json", &json(v))
+            respond(&mut s, "200 OK", "application/json", &json(v), body)
         }
         "/scanners" => respond(
             &mut s,
             "200 OK",
             "application/json",
             &json(serde_json::to_value(&snap.scanners).unwrap_or_default()),
+            body,
         ),
-        "/pools" => {
-            respond(&mut s, "200 OK", "application/json", &json(serde_json::to_value(&snap.pools).unwrap_or_default()))
-        }
-        "/metrics" => respond(&mut s, "200 OK", "text/plain; version=0.0.4", &prometheus(&snap)),
-        _ => respond(&mut s, "404 Not Found", "text/plain", "not found: try /summary, /scanners, /pools, /metrics\n"),
+        "/pools" => respond(
+            &mut s,
+            "200 OK",
+            "application/json",
+            &json(serde_json::to_value(&snap.pools).unwrap_or_default()),
+            body,
+        ),
+        "/metrics" => respond(&mut s, "200 OK", "text/plain; version=0.0.4", &prometheus(&snap), body),
+        _ => respond(
+            &mut s,
+            "404 Not Found",
+            "text/plain",
+            "not found: try /summary, /scanners, /pools, /metrics\n",
+            body,
+        ),
     }
 }
 
-fn respond(s: &mut TcpStream, status: &str, ctype: &str, body: &str) -> std::io::Result<()> {
-    write!(
-        s,
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+/// Writes a whole response; `with_body` false (HEAD) sends the headers only,
+/// Content-Length included, as HTTP requires.
+fn respond(s: &mut TcpStream, status: &str, ctype: &str, body: &str, with_body: bool) -> std::io::Result<()> {
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
-    )
+    );
+    if with_body {
+        out.push_str(body);
+    }
+    s.write_all(out.as_bytes())
 }
 
 /// Prometheus text exposition of a snapshot.

@@ -9,16 +9,45 @@
 //! solutions, and hands the rest back as [`Solution`]s. The engine speaks no
 //! protocol: the source turns a solution into a share or into a whole block.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
 use kiln_scan::{ScanEvent, Scanner};
-use kiln_work::{BlockHash, Job, Target, Work};
+use kiln_work::{BlockHash, Difficulty, Job, Target, Work};
 
 use crate::stats::Stats;
+
+/// The most shares per second one scanner may find, on average. A pool's
+/// difficulty can be anything down to `1e-308` (every nonce a share); kiln
+/// then mines to a harder target of its own, the *share floor*: never easier
+/// than this many shares per second at the scanner's measured hash rate. A
+/// hash meeting the floor also meets the pool's easier target, so every share
+/// kiln submits is still valid for the pool; kiln only submits fewer of them.
+/// 50 per second per scanner is far above what any pool wants (vardiff aims
+/// at one every few seconds) and far below what floods a pool or kiln.
+pub const MAX_SHARES_PER_SECOND: f64 = 50.0;
+
+/// The hash rate assumed for a scanner before it has been measured (about
+/// 4.3 GH/s, above any CPU and most GPUs): at start the floor errs on the
+/// hard side, and is eased on the first measurement, half a second later.
+pub const ASSUMED_HASHRATE: f64 = 4_294_967_296.0;
+
+/// How many of the newest jobs keep their work after a notify without
+/// clean_jobs: a late share of one of them is still sent; older ones are
+/// forgotten (and their shares counted stale), so a pool that never sets
+/// clean_jobs cannot make the engine keep every job it ever sent.
+pub const RECENT_JOBS: u64 = 8;
+
+/// Solutions waiting for the job source; beyond this they are counted lost
+/// rather than queued without bound (see `Miner::start`).
+pub const SOLUTION_QUEUE: usize = 1024;
+
+/// Source events taken in one go before the engine acts: jobs among them are
+/// coalesced into one switch to the newest.
+const MAX_BATCH: usize = 65_536;
 
 /// What a job source tells the engine.
 #[derive(Clone, Debug)]
@@ -42,6 +71,11 @@ struct WorkInfo {
     header: [u8; 80],
     scanner: usize,
     generation: u64,
+    /// The target the scanner was given: the job's share target, or the
+    /// harder share floor.
+    target: Target,
+    /// Which job (in arrival order) the work belongs to.
+    job_seq: u64,
 }
 
 /// A header that meets its job's share target: found by a scanner, re-hashed
@@ -81,7 +115,18 @@ pub struct Engine {
     job: Option<Arc<Job>>,
     /// Next slice of the current job's search space.
     next_slot: u64,
-    seen: HashSet<SolutionKey>,
+    /// Solutions sent, with the job (arrival order) each belongs to.
+    seen: HashMap<SolutionKey, u64>,
+    /// Counts jobs as they arrive.
+    job_seq: u64,
+    /// See [`MAX_SHARES_PER_SECOND`]; `None` turns the floor off.
+    share_rate_cap: Option<f64>,
+    /// Measured hash rate per scanner (hashes per second).
+    rates: Vec<Option<f64>>,
+    /// The last hash-counter sample per scanner.
+    samples: Vec<(Instant, u64)>,
+    /// The work each scanner is on.
+    current: Vec<Option<u64>>,
 }
 
 impl Engine {
@@ -93,6 +138,8 @@ impl Engine {
         wake: Box<dyn Fn() + Send>,
     ) -> Self {
         stats.set_scanners(scanners.iter().map(|s| s.label()).collect());
+        let n = scanners.len();
+        let samples = scanners.iter().map(|s| (Instant::now(), s.hashes())).collect();
         Engine {
             scanners,
             stats,
@@ -103,7 +150,31 @@ impl Engine {
             generation: 0,
             job: None,
             next_slot: 0,
-            seen: HashSet::new(),
+            seen: HashMap::new(),
+            job_seq: 0,
+            share_rate_cap: Some(MAX_SHARES_PER_SECOND),
+            rates: vec![None; n],
+            samples,
+            current: vec![None; n],
+        }
+    }
+
+    /// Sets (or with `None` removes) the share floor's rate; the default is
+    /// [`MAX_SHARES_PER_SECOND`]. Tests that want every nonce to be a share
+    /// turn it off.
+    pub fn set_share_rate_cap(&mut self, cap: Option<f64>) {
+        self.share_rate_cap = cap.filter(|c| c.is_finite() && *c > 0.0);
+    }
+
+    /// The target for `scanner`'s work on `job`: the pool's share target, or
+    /// the share floor when that is harder (see [`MAX_SHARES_PER_SECOND`]).
+    fn work_target(&self, job: &Job, scanner: usize) -> Target {
+        let Some(cap) = self.share_rate_cap else { return job.share_target };
+        let rate = self.rates.get(scanner).copied().flatten().unwrap_or(ASSUMED_HASHRATE);
+        // A target of difficulty d is met by one hash in d·2^32 on average.
+        match Target::from_difficulty(Difficulty(rate / (cap * 4_294_967_296.0))) {
+            Ok(floor) => job.share_target.min(floor),
+            Err(_) => job.share_target,
         }
     }
 
@@ -113,8 +184,15 @@ impl Engine {
         loop {
             crossbeam_channel::select! {
                 recv(net) -> ev => match ev {
-                    Ok(SourceEvent::Shutdown) | Err(_) => break,
-                    Ok(ev) => { self.on_net(ev); }
+                    Ok(ev) => {
+                        // Take everything already queued, so a flood of jobs
+                        // costs one switch, not one per job.
+                        let batch: Vec<SourceEvent> = std::iter::once(ev).chain(net.try_iter().take(MAX_BATCH)).collect();
+                        if !self.on_net_batch(batch) {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
                 },
                 recv(scans) -> ev => match ev {
                     Ok(ev) => self.on_scan(ev),
@@ -128,9 +206,81 @@ impl Engine {
         }
     }
 
-    fn update_rates(&self) {
+    /// Handles events that arrived together, in order, except that runs of
+    /// jobs become one switch to the newest of them (clean when any of them
+    /// was). Returns false on `Shutdown`.
+    pub fn on_net_batch(&mut self, events: Vec<SourceEvent>) -> bool {
+        let mut pending: Option<Job> = None;
+        for ev in events {
+            match ev {
+                SourceEvent::Shutdown => return false,
+                SourceEvent::Job(mut job) => {
+                    if let Some(older) = pending.take() {
+                        job.clean_jobs |= older.clean_jobs;
+                    }
+                    pending = Some(job);
+                }
+                other => {
+                    if let Some(job) = pending.take() {
+                        self.on_net(SourceEvent::Job(job));
+                    }
+                    self.on_net(other);
+                }
+            }
+        }
+        if let Some(job) = pending {
+            self.on_net(SourceEvent::Job(job));
+        }
+        true
+    }
+
+    /// Samples the scanners' hash counters: for the stats, and for each
+    /// scanner's share floor, which is re-applied when it moved by more than
+    /// a factor of two.
+    fn update_rates(&mut self) {
+        let now = Instant::now();
         let hashes: Vec<u64> = self.scanners.iter().map(|s| s.hashes()).collect();
         self.stats.record_hashes(&hashes);
+        for (i, &h) in hashes.iter().enumerate() {
+            let (t0, h0) = self.samples[i];
+            let dt = now.duration_since(t0).as_secs_f64();
+            if h <= h0 || dt < 0.2 {
+                continue; // idle, or too soon to tell
+            }
+            let rate = (h - h0) as f64 / dt;
+            self.rates[i] = Some(self.rates[i].map_or(rate, |old| 0.5 * old + 0.5 * rate));
+            self.samples[i] = (now, h);
+            self.retarget(i);
+        }
+    }
+
+    /// Gives `scanner` fresh work when its floor moved enough to matter.
+    fn retarget(&mut self, scanner: usize) {
+        let (Some(job), Some(id)) = (self.job.clone(), self.current[scanner]) else { return };
+        let Some(info) = self.works.get(&id) else { return };
+        if !Arc::ptr_eq(&info.job, &job) {
+            return;
+        }
+        let ratio = self.work_target(&job, scanner).difficulty().0 / info.target.difficulty().0;
+        if (0.5..=2.0).contains(&ratio) {
+            return;
+        }
+        // The old work stays valid: a share it still reports is sent.
+        self.give_work(&job, scanner);
+    }
+
+    /// Hands `scanner` the next slice of `job`, or stops it when there is none.
+    fn give_work(&mut self, job: &Arc<Job>, scanner: usize) -> u64 {
+        match self.make_work(job, scanner) {
+            Some(w) => {
+                self.current[scanner] = Some(w.id);
+                self.scanners[scanner].set_work(w)
+            }
+            None => {
+                self.current[scanner] = None;
+                self.scanners[scanner].clear_work()
+            }
+        }
     }
 
     /// Handles one network event; returns how long the switch to new work
@@ -168,14 +318,14 @@ impl Engine {
     fn start_job(&mut self, job: Arc<Job>) {
         self.job = Some(Arc::clone(&job));
         self.next_slot = 0;
-        self.works.retain(|_, w| w.generation == self.generation);
+        self.job_seq += 1;
+        let keep_from = self.job_seq.saturating_sub(RECENT_JOBS - 1);
+        let generation = self.generation;
+        self.works.retain(|_, w| w.generation == generation && w.job_seq >= keep_from);
+        self.seen.retain(|_, seq| *seq >= keep_from);
         let mut epochs = Vec::with_capacity(self.scanners.len());
         for i in 0..self.scanners.len() {
-            let epoch = match self.make_work(&job, i) {
-                Some(w) => self.scanners[i].set_work(w),
-                None => self.scanners[i].clear_work(),
-            };
-            epochs.push(epoch);
+            epochs.push(self.give_work(&job, i));
         }
         // Sleep between checks rather than spin: with as many hashing threads
         // as cores, a spinning engine would steal a core from the very thread
@@ -187,13 +337,21 @@ impl Engine {
     }
 
     /// The next slice of the job's search space: extranonce2 values first,
-    /// then rolled version bits when the pool allows them.
+    /// then rolled version bits when the pool allows them. Versions roll only
+    /// once the extranonce2 space is used up, and never when the job's own
+    /// version has bits inside the mask: pools rebuild a rolled version
+    /// differently (BIP310 replaces the masked bits, public-pool XORs them
+    /// in), and only with those bits clear do all of them agree.
     fn make_work(&mut self, job: &Arc<Job>, scanner: usize) -> Option<Work> {
         let bits = 8 * job.extranonce2_size.min(8) as u32;
         let en2_space: u64 = if bits >= 64 { u64::MAX } else { 1u64 << bits };
         let slot = self.next_slot;
         let (en2_value, roll) = (slot % en2_space, slot / en2_space);
-        let rolls_available = if job.version_mask == 0 { 1 } else { 1u64 << job.version_mask.count_ones().min(16) };
+        let rolls_available = if job.version_mask == 0 || job.version & job.version_mask != 0 {
+            1
+        } else {
+            1u64 << job.version_mask.count_ones().min(16)
+        };
         if roll >= rolls_available {
             return None; // search space exhausted: wait for the next job
         }
@@ -206,11 +364,21 @@ impl Engine {
         let id = self.next_work_id;
         self.next_work_id += 1;
         let header = job.header(&extranonce2, job.ntime, version);
+        let target = self.work_target(job, scanner);
         self.works.insert(
             id,
-            WorkInfo { job: Arc::clone(job), extranonce2, version, header, scanner, generation: self.generation },
+            WorkInfo {
+                job: Arc::clone(job),
+                extranonce2,
+                version,
+                header,
+                scanner,
+                generation: self.generation,
+                target,
+                job_seq: self.job_seq,
+            },
         );
-        Some(Work::new(id, header, job.share_target))
+        Some(Work::new(id, header, target))
     }
 
     /// Handles one scanner event.
@@ -224,14 +392,7 @@ impl Engine {
                 let Some(info) = self.works.get(&work_id) else { return };
                 let (scanner, job) = (info.scanner, Arc::clone(&info.job));
                 if self.job.as_ref().is_some_and(|j| Arc::ptr_eq(j, &job)) {
-                    match self.make_work(&job, scanner) {
-                        Some(w) => {
-                            self.scanners[scanner].set_work(w);
-                        }
-                        None => {
-                            self.scanners[scanner].clear_work();
-                        }
-                    }
+                    self.give_work(&job, scanner);
                 }
             }
             ScanEvent::Found { work_id, nonce, hash, scanner } => {
@@ -244,9 +405,10 @@ impl Engine {
                     log::debug!("{scanner}: share for a job the pool replaced; dropped");
                     return;
                 }
-                // Scanners already re-checked the hash against the full share
-                // target; check once more here, where the share is formed.
-                if !info.job.share_target.is_met_by(&hash) {
+                // Scanners already re-checked the hash against the work's full
+                // target (the share target or the harder floor); check once
+                // more here, where the share is formed.
+                if !info.target.is_met_by(&hash) || !info.job.share_target.is_met_by(&hash) {
                     self.stats.hw_error();
                     return;
                 }
@@ -259,7 +421,7 @@ impl Engine {
                     nonce,
                     info.version,
                 );
-                if !self.seen.insert(key) {
+                if self.seen.insert(key, info.job_seq).is_some() {
                     self.stats.duplicate();
                     return;
                 }
@@ -282,8 +444,16 @@ impl Engine {
                     hash,
                     is_block,
                 };
-                if self.solutions.send(solution).is_ok() {
-                    (self.wake)();
+                match self.solutions.try_send(solution) {
+                    Ok(()) => (self.wake)(),
+                    Err(crossbeam_channel::TrySendError::Full(_)) => {
+                        // The source is not taking solutions (it is blocked or
+                        // far behind): drop rather than queue without bound.
+                        self.stats.lost(1);
+                        log::warn!("solution queue full ({SOLUTION_QUEUE}); share lost");
+                        (self.wake)();
+                    }
+                    Err(crossbeam_channel::TrySendError::Disconnected(_)) => {}
                 }
             }
         }

@@ -75,7 +75,9 @@ impl Miner {
         let stats = Arc::new(Stats::new());
         let stop = Arc::new(AtomicBool::new(false));
         let (source_tx, source_rx) = crossbeam_channel::unbounded();
-        let (solution_tx, solution_rx) = crossbeam_channel::unbounded();
+        // Bounded: a source that stops taking solutions costs counted losses,
+        // not memory.
+        let (solution_tx, solution_rx) = crossbeam_channel::bounded(crate::engine::SOLUTION_QUEUE);
         let (scan_tx, scan_rx) = crossbeam_channel::unbounded();
 
         // Every kernel proves itself before any thread starts.

@@ -44,8 +44,16 @@ pub struct Notify {
     pub clean_jobs: bool,
 }
 
+/// A 32-bit header field as Stratum sends it: exactly 8 hex digits.
+/// `from_str_radix` alone would also take `"1"`, `"+2000000"` or thousands
+/// of leading zeros, none of which any pool sends; such a notify is broken
+/// (or hostile), and mining it would only produce shares no pool accepts.
 fn hex_u32(v: &Value) -> Option<u32> {
-    u32::from_str_radix(v.as_str()?, 16).ok()
+    let s = v.as_str()?;
+    if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(s, 16).ok()
 }
 
 impl Notify {
@@ -185,5 +193,30 @@ impl RejectReason {
             _ => RejectReason::Unknown,
         };
         (reason, msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notify_with(version: Value, nbits: Value, ntime: Value) -> Value {
+        json!(["j1", "00".repeat(32), "01", "02", [], version, nbits, ntime, true])
+    }
+
+    #[test]
+    fn notify_accepts_exactly_eight_hex_digits() {
+        let ok = Notify::parse(&notify_with(json!("20000000"), json!("1d00ffff"), json!("4d1b2237"))).unwrap();
+        assert_eq!((ok.version, ok.nbits, ok.ntime), (0x2000_0000, 0x1d00_ffff, 0x4d1b_2237));
+        let long_zeros = "0".repeat(5000);
+        for bad in ["1", "+2000000", "2000000", "200000000", " 2000000", "2000000g", long_zeros.as_str()] {
+            for field in 0..3 {
+                let mut v = [json!("20000000"), json!("1d00ffff"), json!("4d1b2237")];
+                v[field] = json!(bad);
+                let [a, b, c] = v;
+                let err = Notify::parse(&notify_with(a, b, c)).expect_err(bad);
+                assert!(err.contains("8 hex digits"), "{bad:?} in field {field}: {err}");
+            }
+        }
     }
 }

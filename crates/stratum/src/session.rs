@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::codec::{Frame, LineCodec};
 use super::messages::{Incoming, Notify, RejectReason, request, response};
+use super::text::sanitize;
 use kiln_work::{Difficulty, Job, Target};
 
 /// BIP320's general-purpose version bits: what kiln asks to roll.
@@ -56,7 +57,10 @@ pub struct Share {
     pub version_bits: Option<u32>,
 }
 
-/// What the session tells its owner.
+/// What the session tells its owner. Every piece of pool text in it (messages,
+/// reject reasons, errors, hosts) has been through [`sanitize`], so it can be
+/// logged as it is; job ids stay raw (they go back in `mining.submit`) and are
+/// sanitized where they are logged.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     Subscribed {
@@ -149,7 +153,8 @@ impl Session {
     }
 
     /// Queues the opening handshake: configure (BIP310 wants it first),
-    /// subscribe (resuming when we have a session id), authorize.
+    /// subscribe (resuming when we have a session id), authorize, then the
+    /// suggested difficulty if any.
     pub fn start(&mut self) {
         if let Some(mask) = self.cfg.version_rolling {
             let params = json!([["version-rolling"], {"version-rolling.mask": format!("{mask:08x}"), "version-rolling.min-bit-count": 2}]);
@@ -160,11 +165,15 @@ impl Session {
             None => json!([self.cfg.agent]),
         };
         self.send("mining.subscribe", params, Pending::Subscribe);
-        if let Some(d) = self.cfg.suggest_difficulty {
-            self.send("mining.suggest_difficulty", json!([d]), Pending::SuggestDifficulty);
-        }
         let params = json!([self.cfg.user, self.cfg.pass]);
         self.send("mining.authorize", params, Pending::Authorize);
+        // After authorize: pools apply a suggestion to the authorized worker,
+        // and some ignore one that comes before. A whole number goes as a
+        // JSON integer (`1024`, not `1024.0`), which strict pools require.
+        if let Some(d) = self.cfg.suggest_difficulty {
+            let d = if d.fract() == 0.0 && (1.0..9.0e15).contains(&d) { json!(d as u64) } else { json!(d) };
+            self.send("mining.suggest_difficulty", json!([d]), Pending::SuggestDifficulty);
+        }
     }
 
     /// Queues a share; returns the request id its answer will carry.
@@ -206,7 +215,7 @@ impl Session {
             match frame {
                 Frame::Line(line) => match Incoming::parse(&line) {
                     Ok(msg) => self.handle(msg, &mut events),
-                    Err(e) => events.push(Event::Protocol(format!("{e} in line: {}", preview(&line)))),
+                    Err(e) => events.push(Event::Protocol(format!("{} in line: {}", sanitize(&e), sanitize(&line)))),
                 },
                 Frame::TooLong { len } => events.push(Event::Protocol(format!(
                     "line of {len} bytes exceeds the {} byte limit",
@@ -284,8 +293,9 @@ impl Session {
                         }
                     }
                     _ => ev.push(Event::Protocol(format!(
-                        "bad subscribe result {} (error {error})",
-                        preview(&result.to_string())
+                        "bad subscribe result {} (error {})",
+                        sanitize(&result.to_string()),
+                        sanitize(&error.to_string())
                     ))),
                 }
             }
@@ -293,13 +303,16 @@ impl Session {
                 self.authorized = result.as_bool() == Some(true);
                 ev.push(Event::Authorized {
                     ok: self.authorized,
-                    error: if error.is_null() { String::new() } else { error.to_string() },
+                    error: if error.is_null() { String::new() } else { sanitize(&error.to_string()) },
                 });
             }
             Pending::ExtranonceSubscribe | Pending::SuggestDifficulty => {}
             Pending::Submit => {
                 let accepted = result.as_bool() == Some(true) && error.is_null();
-                let reason = (!accepted).then(|| RejectReason::from_error(&error));
+                let reason = (!accepted).then(|| {
+                    let (r, msg) = RejectReason::from_error(&error);
+                    (r, sanitize(&msg))
+                });
                 ev.push(Event::ShareResult { id, accepted, reason });
             }
         }
@@ -321,14 +334,14 @@ impl Session {
         match method {
             "mining.notify" => match Notify::parse(&params) {
                 Ok(n) => self.emit_job(n, ev),
-                Err(e) => ev.push(Event::Protocol(format!("bad mining.notify: {e}"))),
+                Err(e) => ev.push(Event::Protocol(format!("bad mining.notify: {}", sanitize(&e)))),
             },
             "mining.set_difficulty" => match params.get(0).and_then(Value::as_f64) {
                 Some(d) if d.is_finite() && d > 0.0 => {
                     self.difficulty = d;
                     ev.push(Event::Difficulty(d));
                 }
-                _ => ev.push(Event::Protocol(format!("bad mining.set_difficulty {params}"))),
+                _ => ev.push(Event::Protocol(format!("bad mining.set_difficulty {}", sanitize(&params.to_string())))),
             },
             "mining.set_extranonce" => {
                 let en1 = params.get(0).and_then(Value::as_str).and_then(|h| hex::decode(h).ok());
@@ -338,7 +351,9 @@ impl Session {
                         self.next_extranonce = Some((en1.clone(), size as usize));
                         ev.push(Event::Extranonce { extranonce1: en1, extranonce2_size: size as usize });
                     }
-                    _ => ev.push(Event::Protocol(format!("bad mining.set_extranonce {params}"))),
+                    _ => {
+                        ev.push(Event::Protocol(format!("bad mining.set_extranonce {}", sanitize(&params.to_string()))))
+                    }
                 }
             }
             "mining.set_version_mask" => {
@@ -348,16 +363,18 @@ impl Session {
                 }
             }
             "client.reconnect" => {
-                let host = params.get(0).and_then(Value::as_str).filter(|h| !h.is_empty()).map(String::from);
+                let host = params.get(0).and_then(Value::as_str).filter(|h| !h.is_empty()).map(sanitize);
                 let port = params
                     .get(1)
                     .and_then(|p| p.as_u64().or_else(|| p.as_str()?.parse().ok()))
-                    .and_then(|p| u16::try_from(p).ok());
+                    .and_then(|p| u16::try_from(p).ok())
+                    // Port 0 is no port: stay on the current one.
+                    .filter(|p| *p != 0);
                 let wait_s = params.get(2).and_then(|w| w.as_u64().or_else(|| w.as_str()?.parse().ok())).unwrap_or(0);
                 ev.push(Event::Reconnect { host, port, wait_s });
             }
             "client.show_message" => {
-                ev.push(Event::Message(params.get(0).and_then(Value::as_str).unwrap_or("").to_string()));
+                ev.push(Event::Message(sanitize(params.get(0).and_then(Value::as_str).unwrap_or(""))));
             }
             "mining.ping" => self.out.extend(response(&id, json!("pong"))),
             "client.get_version" => {
@@ -373,10 +390,113 @@ impl Session {
     }
 }
 
-fn preview(s: &str) -> String {
-    let mut p: String = s.chars().take(120).collect();
-    if s.len() > p.len() {
-        p.push('…');
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A session past subscribe and authorize (no version rolling).
+    fn ready() -> Session {
+        let mut s = Session::new(SessionConfig { version_rolling: None, ..SessionConfig::new("u", "p") });
+        s.start();
+        let _ = s.take_output();
+        let lines = format!(
+            "{}\n{}\n",
+            json!({"id": 1, "result": [[["mining.notify", "abc"]], "0a0b0c0d", 4], "error": null}),
+            json!({"id": 2, "result": true, "error": null})
+        );
+        let _ = s.receive(lines.as_bytes());
+        let _ = s.take_output();
+        s
     }
-    p
+
+    fn has_control(s: &str) -> bool {
+        s.chars().any(char::is_control)
+    }
+
+    #[test]
+    fn text_from_the_pool_reaches_events_without_control_characters() {
+        let mut s = ready();
+        let evil = "hi\u{1b}[2J\u{1b}]0;owned\u{7}\r\nfake log line\u{202e}";
+        let mut lines = String::new();
+        lines += &format!("{}\n", json!({"id": null, "method": "client.show_message", "params": [evil]}));
+        let id = s.submit(&Share {
+            job_id: "j".into(),
+            extranonce1: vec![],
+            extranonce2: vec![0; 4],
+            ntime: 0,
+            nonce: 0,
+            version_bits: None,
+        });
+        lines += &format!("{}\n", json!({"id": id, "result": null, "error": [23, evil, null]}));
+        lines += &format!("{}\n", json!({"id": null, "method": "client.reconnect", "params": [evil, 3333, 0]}));
+        lines += &format!("{}\n", json!({"id": null, "method": "mining.set_difficulty", "params": [evil]}));
+        lines += "not json \u{1b}[31m red\n";
+        let events = s.receive(lines.as_bytes());
+        assert_eq!(events.len(), 5, "{events:?}");
+        for e in &events {
+            let text = match e {
+                Event::Message(m) => m.clone(),
+                Event::ShareResult { reason: Some((_, m)), .. } => m.clone(),
+                Event::Reconnect { host, .. } => host.clone().unwrap_or_default(),
+                Event::Protocol(m) => m.clone(),
+                other => panic!("unexpected {other:?}"),
+            };
+            assert!(!has_control(&text) && !text.contains('\u{202e}'), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn sanitize_escapes_and_bounds() {
+        assert_eq!(crate::sanitize("plain text"), "plain text");
+        assert_eq!(crate::sanitize("a\u{1b}b\nc"), "a\\x1bb\\nc");
+        assert!(!has_control(&crate::sanitize("\u{0}\u{7f}\u{9b}\u{2028}")));
+        let long = "x".repeat(10_000);
+        assert!(crate::sanitize(&long).chars().count() <= crate::text::MAX_SHOWN + 1);
+    }
+}
+
+#[cfg(test)]
+mod reconnect_tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_to_port_zero_means_the_same_port() {
+        let mut s = Session::new(SessionConfig::new("u", "p"));
+        s.start();
+        let line = format!("{}\n", json!({"id": null, "method": "client.reconnect", "params": ["", 0, 5]}));
+        assert_eq!(s.receive(line.as_bytes()), vec![Event::Reconnect { host: None, port: None, wait_s: 5 }]);
+    }
+}
+
+#[cfg(test)]
+mod handshake_tests {
+    use super::*;
+
+    fn methods_and_params(s: &mut Session) -> Vec<(String, Value)> {
+        String::from_utf8(s.take_output())
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                (v["method"].as_str().unwrap().to_string(), v["params"].clone())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn suggest_difficulty_follows_authorize_as_an_integer_when_whole() {
+        for (d, want) in [(1024.0, json!(1024)), (0.5, json!(0.5))] {
+            let mut s = Session::new(SessionConfig {
+                version_rolling: None,
+                suggest_difficulty: Some(d),
+                ..SessionConfig::new("u", "p")
+            });
+            s.start();
+            let m = methods_and_params(&mut s);
+            let names: Vec<&str> = m.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(names, ["mining.subscribe", "mining.authorize", "mining.suggest_difficulty"]);
+            assert_eq!(m[2].1, json!([want]));
+            assert_eq!(m[2].1.to_string(), format!("[{want}]"));
+        }
+    }
 }

@@ -37,6 +37,25 @@ pub struct Behavior {
     pub down_after: Option<usize>,
     pub refuse_ms: u64,
     pub refuse_auth: bool,
+    /// Right after the first job, send this many more `mining.notify`s as
+    /// fast as the socket takes them (the first of them with clean_jobs).
+    pub notify_flood: usize,
+    /// After authorizing, send `mining.ping`s with long ids without end and
+    /// never read again (a pool that does not drain what kiln writes).
+    pub ping_flood: bool,
+    /// Close each connection this long after authorizing it.
+    pub drop_after_ms: Option<u64>,
+    /// Authorize, but never send a job.
+    pub no_jobs: bool,
+    /// Serve jobs with this block version instead of the real one.
+    pub job_version: Option<u32>,
+    /// Rebuild a submitted version as `job_version ^ bits` (as public-pool
+    /// does) instead of BIP310's `(job_version & !mask) | (bits & mask)`.
+    pub version_xor: bool,
+    /// After this many valid shares, send `client.reconnect` with these params.
+    pub reconnect_with: Option<(usize, Value)>,
+    /// Send `client.show_message` with this text after authorizing.
+    pub show_message: Option<String>,
 }
 
 impl Default for Behavior {
@@ -58,6 +77,14 @@ impl Default for Behavior {
             down_after: None,
             refuse_ms: 0,
             refuse_auth: false,
+            notify_flood: 0,
+            ping_flood: false,
+            drop_after_ms: None,
+            no_jobs: false,
+            job_version: None,
+            version_xor: false,
+            reconnect_with: None,
+            show_message: None,
         }
     }
 }
@@ -192,7 +219,7 @@ fn sha256d(b: &[u8]) -> [u8; 32] {
 }
 
 /// The pool's own check of a share, with the sha2 crate.
-fn judge(job: &Job, en2: &[u8], ntime: u32, nonce: u32, vbits: Option<u32>, mask: u32) -> bool {
+fn judge(job: &Job, en2: &[u8], ntime: u32, nonce: u32, vbits: Option<u32>, mask: u32, xor: bool) -> bool {
     let n = &job.notify["params"];
     let h = |i: usize| hex::decode(n[i].as_str().unwrap()).unwrap();
     let coinbase = [h(2), job.extranonce1.clone(), en2.to_vec(), h(3)].concat();
@@ -204,6 +231,7 @@ fn judge(job: &Job, en2: &[u8], ntime: u32, nonce: u32, vbits: Option<u32>, mask
     }
     let version = u32::from_str_radix(n[5].as_str().unwrap(), 16).unwrap();
     let version = match vbits {
+        Some(v) if xor => version ^ v,
         Some(v) => (version & !mask) | (v & mask),
         None => version,
     };
@@ -223,6 +251,23 @@ fn judge(job: &Job, en2: &[u8], ntime: u32, nonce: u32, vbits: Option<u32>, mask
     value <= 65535.0 * 2f64.powi(208) / job.difficulty
 }
 
+/// Writes all of `bytes`, waiting out the socket's write timeout as often as
+/// needed (so a line is never cut), until `stop`.
+fn write_fully(w: &mut TcpStream, mut bytes: &[u8], stop: &AtomicBool) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        if stop.load(Ordering::Acquire) {
+            return Err(std::io::ErrorKind::Interrupted.into());
+        }
+        match w.write(bytes) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 fn serve(
     s: TcpStream,
     conn: u32,
@@ -232,9 +277,12 @@ fn serve(
     down: &Down,
 ) -> std::io::Result<()> {
     s.set_read_timeout(Some(Duration::from_millis(50)))?;
+    // Bounded writes too: a kiln that stops reading must not hang the pool.
+    s.set_write_timeout(Some(Duration::from_millis(200)))?;
     let mut w = s.try_clone()?;
     let mut r = BufReader::new(s);
-    let send = |w: &mut TcpStream, v: Value| -> std::io::Result<()> { w.write_all(format!("{v}\n").as_bytes()) };
+    let send =
+        |w: &mut TcpStream, v: Value| -> std::io::Result<()> { write_fully(w, format!("{v}\n").as_bytes(), stop) };
     let b = behavior.lock().unwrap().clone();
     let base = job_100000();
     let mut extranonce1 = vec![0x0a, 0x0b, 0x00, conn as u8];
@@ -251,6 +299,9 @@ fn serve(
         *job_no += 1;
         let id = format!("j{conn}-{job_no}");
         let mut p = base["notify"].clone();
+        if let Some(v) = b.job_version {
+            p["version"] = json!(format!("{v:08x}"));
+        }
         let mut ntime = u32::from_str_radix(p["ntime"].as_str().unwrap(), 16).unwrap();
         ntime += *job_no; // each job a different header
         let params = json!([
@@ -267,7 +318,11 @@ fn serve(
         p = json!({"id": null, "method": "mining.notify", "params": params});
         Job { id, notify: p, difficulty: diff, extranonce1: en1.to_vec() }
     };
+    let mut authorized_at: Option<Instant> = None;
     while !stop.load(Ordering::Acquire) {
+        if b.drop_after_ms.is_some_and(|ms| authorized_at.is_some_and(|t| t.elapsed() >= Duration::from_millis(ms))) {
+            return Ok(());
+        }
         line.clear();
         match r.read_line(&mut line) {
             Ok(0) => return Ok(()),
@@ -322,12 +377,40 @@ fn serve(
                     json!({"id": id, "result": !b.refuse_auth, "error": if b.refuse_auth { json!([24, "unauthorized worker", null]) } else { json!(null) }}),
                 )?;
                 if !b.refuse_auth {
+                    authorized_at = Some(Instant::now());
                     send(&mut w, json!({"id": null, "method": "mining.set_difficulty", "params": [difficulty]}))?;
+                    if let Some(m) = &b.show_message {
+                        send(&mut w, json!({"id": null, "method": "client.show_message", "params": [m]}))?;
+                    }
+                    if b.no_jobs {
+                        continue;
+                    }
                     let j = new_job(&mut job_no, true, &extranonce1, difficulty);
                     live.clear();
                     live.insert(j.id.clone());
                     send(&mut w, j.notify.clone())?;
                     jobs.push(j);
+                    for k in 0..b.notify_flood {
+                        let j = new_job(&mut job_no, k == 0, &extranonce1, difficulty);
+                        if k == 0 {
+                            live.clear();
+                        }
+                        send(&mut w, j.notify.clone())?;
+                        // Only the newest few are remembered for judging.
+                        if k + 8 >= b.notify_flood {
+                            live.insert(j.id.clone());
+                            jobs.push(j);
+                        }
+                    }
+                    if b.ping_flood {
+                        // Never read again; ping with 32 KiB ids until kiln leaves.
+                        let id = "p".repeat(32 * 1024);
+                        let ping = format!("{}\n", json!({"id": id, "method": "mining.ping", "params": []}));
+                        while !stop.load(Ordering::Acquire) {
+                            write_fully(&mut w, ping.as_bytes(), stop)?;
+                        }
+                        return Ok(());
+                    }
                 }
             }
             "mining.extranonce.subscribe" => send(&mut w, json!({"id": id, "result": true, "error": null}))?,
@@ -340,8 +423,9 @@ fn serve(
                 let vbits = p.get(5).and_then(Value::as_str).and_then(|v| u32::from_str_radix(v, 16).ok());
                 let job = jobs.iter().find(|j| j.id == job_id);
                 let stale = !live.contains(&job_id);
-                let valid =
-                    job.is_some_and(|j| en2.len() == b.extranonce2_size && judge(j, &en2, ntime, nonce, vbits, mask));
+                let valid = job.is_some_and(|j| {
+                    en2.len() == b.extranonce2_size && judge(j, &en2, ntime, nonce, vbits, mask, b.version_xor)
+                });
                 let duplicate = !seen.insert((job_id.clone(), en2.clone(), ntime, nonce, vbits));
                 let diff = job.map_or(0.0, |j| j.difficulty);
                 log.lock().unwrap().shares.push(Judged {
@@ -376,15 +460,20 @@ fn serve(
                     return Ok(());
                 }
                 if once("garbage", b.garbage_after) {
-                    w.write_all(b"{this is not json\n")?;
+                    write_fully(&mut w, b"{this is not json\n", stop)?;
                 }
                 if once("overlong", b.overlong_after) {
-                    w.write_all(&vec![b'x'; 200_000])?;
-                    w.write_all(b"\n")?;
+                    write_fully(&mut w, &[b'x'; 200_000], stop)?;
+                    write_fully(&mut w, b"\n", stop)?;
                 }
                 if once("drop", b.drop_mid_line_after) {
-                    w.write_all(b"{\"id\":null,\"method\":\"mining.notify\",\"params\":[\"half")?;
+                    write_fully(&mut w, b"{\"id\":null,\"method\":\"mining.notify\",\"params\":[\"half", stop)?;
                     return Ok(());
+                }
+                if let Some((after, params)) = &b.reconnect_with
+                    && once("reconnect_with", Some(*after))
+                {
+                    send(&mut w, json!({"id": null, "method": "client.reconnect", "params": params}))?;
                 }
                 if once("reconnect", b.reconnect_after) {
                     send(&mut w, json!({"id": null, "method": "client.reconnect", "params": ["", 0, 0]}))?;

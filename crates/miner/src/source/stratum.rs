@@ -16,7 +16,7 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use kiln_stratum::{Event, Session, SessionConfig, Share};
+use kiln_stratum::{Event, Session, SessionConfig, Share, sanitize};
 
 use crate::engine::{Solution, SourceEvent};
 use crate::stats::{PoolStatus, Stats};
@@ -25,6 +25,17 @@ const WAKE: Token = Token(0);
 const CONN: Token = Token(1);
 /// Shares kept while disconnected; older ones beyond this are counted lost.
 const MAX_QUEUED: usize = 4096;
+/// Bytes read from the pool in one turn of the loop. The rest waits for the
+/// next turn, so a pool sending without pause cannot grow a buffer without
+/// bound or keep the loop from checking its clock and the stop flag.
+const MAX_READ_TURN: usize = 1 << 20;
+/// A `client.reconnect` wait up to this long is waited out where kiln is;
+/// a longer one (up to `max_redirect_wait`) is spent on a backup pool.
+const REDIRECT_WAIT_IN_PLACE: Duration = Duration::from_secs(5);
+/// Bytes kiln may have queued for a pool that is not taking them (beyond
+/// what the kernel's socket buffer holds). Shares and answers are small; a
+/// pool that lets this much pile up is not reading, and is left.
+pub const MAX_WRITE_QUEUE: usize = 1 << 20;
 
 /// A pool address: `stratum+tcp://host:port` or `stratum+ssl://host:port`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,12 +104,21 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Subscribe and authorize must be answered within this.
     pub handshake_timeout: Duration,
-    /// Reconnect when the pool sends nothing for this long.
+    /// Reconnect when the pool sends nothing for this long, or takes nothing
+    /// kiln sends for this long.
     pub stall_timeout: Duration,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
     /// Consecutive failures before moving to the next pool.
     pub failover_after: u32,
+    /// A session that ends sooner than this after connecting (or before the
+    /// pool sent any job) counts as a failure: a pool that authorizes and
+    /// then drops, again and again, is as unusable as one that refuses, and
+    /// must not keep kiln from its backups or from backing off.
+    pub min_session: Duration,
+    /// The longest `client.reconnect` wait kiln honours; with a backup pool
+    /// configured, a wait of more than a few seconds is spent mining there.
+    pub max_redirect_wait: Duration,
     /// While on a backup pool, try the primary again this often.
     pub primary_retry: Duration,
     pub version_rolling: Option<u32>,
@@ -116,6 +136,8 @@ impl Default for ClientOptions {
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             failover_after: 3,
+            min_session: Duration::from_secs(10),
+            max_redirect_wait: Duration::from_secs(60),
             primary_retry: Duration::from_secs(300),
             version_rolling: Some(kiln_stratum::session::BIP320_MASK),
             suggest_difficulty: None,
@@ -137,11 +159,18 @@ impl Transport {
         }
     }
 
-    /// Reads what is available; `Ok(true)` at end of stream.
-    fn read_available(&mut self, out: &mut Vec<u8>) -> io::Result<bool> {
+    /// Reads what is available, up to about [`MAX_READ_TURN`] bytes;
+    /// `Ok(true)` at end of stream. `more` is set when it stopped at the
+    /// limit and there may be more to read.
+    fn read_available(&mut self, out: &mut Vec<u8>, more: &mut bool) -> io::Result<bool> {
+        *more = false;
         let mut buf = [0u8; 16384];
         match self {
             Transport::Plain { stream, .. } => loop {
+                if out.len() >= MAX_READ_TURN {
+                    *more = true;
+                    return Ok(false);
+                }
                 match stream.read(&mut buf) {
                     Ok(0) => return Ok(true),
                     Ok(n) => out.extend_from_slice(&buf[..n]),
@@ -152,19 +181,21 @@ impl Transport {
             },
             Transport::Tls { stream, conn } => {
                 let mut eof = false;
-                loop {
+                let mut taken = 0usize;
+                while taken < MAX_READ_TURN {
                     match conn.read_tls(stream) {
                         Ok(0) => {
                             eof = true;
                             break;
                         }
-                        Ok(_) => {}
+                        Ok(n) => taken += n,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Err(e) => return Err(e),
                     }
+                    *more = taken >= MAX_READ_TURN;
                     conn.process_new_packets()
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("TLS: {e}")))?;
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, tls_failure(&e)))?;
                 }
                 loop {
                     match conn.reader().read(&mut buf) {
@@ -178,13 +209,23 @@ impl Transport {
         }
     }
 
+    /// Queues bytes for the pool; an error when more than
+    /// [`MAX_WRITE_QUEUE`] bytes would be waiting.
     fn queue(&mut self, data: &[u8]) -> io::Result<()> {
+        let not_reading = |queued: usize| {
+            io::Error::other(format!("the pool is not reading what kiln sends ({queued} bytes waiting)"))
+        };
         match self {
             Transport::Plain { wbuf, .. } => {
+                if wbuf.len() + data.len() > MAX_WRITE_QUEUE {
+                    return Err(not_reading(wbuf.len() + data.len()));
+                }
                 wbuf.extend_from_slice(data);
                 Ok(())
             }
-            Transport::Tls { conn, .. } => conn.writer().write_all(data),
+            // rustls bounds its own buffers (64 KiB by default) and refuses
+            // more: write_all then fails.
+            Transport::Tls { conn, .. } => conn.writer().write_all(data).map_err(|_| not_reading(data.len())),
         }
     }
 
@@ -195,35 +236,66 @@ impl Transport {
         }
     }
 
-    /// Writes as much as the socket takes now.
-    fn flush(&mut self) -> io::Result<()> {
+    /// Writes as much as the socket takes now; returns how many bytes went.
+    fn flush(&mut self) -> io::Result<usize> {
+        let mut sent = 0;
         match self {
             Transport::Plain { stream, wbuf } => {
                 while !wbuf.is_empty() {
                     match stream.write(wbuf) {
                         Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                         Ok(n) => {
+                            sent += n;
                             wbuf.drain(..n);
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(sent),
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Err(e) => return Err(e),
                     }
                 }
-                Ok(())
+                Ok(sent)
             }
             Transport::Tls { stream, conn } => {
                 while conn.wants_write() {
                     match conn.write_tls(stream) {
-                        Ok(_) => {}
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                        Ok(n) => sent += n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(sent),
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Err(e) => return Err(e),
                     }
                 }
-                Ok(())
+                Ok(sent)
             }
         }
+    }
+}
+
+/// Plain words for why a TLS connection failed, above all why the pool's
+/// certificate was refused: rustls' own text names webpki internals
+/// (`Other(OtherError(CaUsedAsEndEntity))`) that tell a user nothing.
+fn tls_failure(e: &rustls::Error) -> String {
+    use rustls::{CertificateError as C, Error as E};
+    match e {
+        E::InvalidCertificate(c) => {
+            let why = match c {
+                C::UnknownIssuer => "not trusted (self-signed, or issued by an unknown authority)".to_string(),
+                C::Other(o) if format!("{o:?}").contains("CaUsedAsEndEntity") => {
+                    "not trusted (self-signed)".to_string()
+                }
+                C::Expired | C::ExpiredContext { .. } => "expired".to_string(),
+                C::NotValidYet | C::NotValidYetContext { .. } => "not valid yet".to_string(),
+                C::NotValidForName | C::NotValidForNameContext { .. } => "for another host name".to_string(),
+                C::Revoked => "revoked".to_string(),
+                C::BadSignature => "badly signed".to_string(),
+                C::BadEncoding => "malformed".to_string(),
+                C::InvalidPurpose | C::InvalidPurposeContext { .. } => "not one for a server".to_string(),
+                other => format!("refused ({other:?})"),
+            };
+            format!("the pool's certificate is {why}")
+        }
+        E::AlertReceived(a) => format!("the pool ended the TLS handshake ({a:?})"),
+        E::NoCertificatesPresented => "the pool sent no certificate".to_string(),
+        other => format!("TLS: {other}"),
     }
 }
 
@@ -236,8 +308,10 @@ enum Ended {
     /// Was working, then broke.
     Dropped(String),
     AuthFailed(String),
-    /// `client.reconnect`: same host, maybe another port, after a wait.
+    /// `client.reconnect`: to the same host or another configured pool's
+    /// host (index `pool`), maybe another port, after a wait.
     Redirect {
+        pool: usize,
         port: Option<u16>,
         wait: Duration,
     },
@@ -253,7 +327,8 @@ struct Resume {
 
 /// The Stratum share for an engine solution: `mining.submit` names the job,
 /// the extranonces, ntime and nonce, and (BIP310) the rolled version bits,
-/// `version & mask`, when the pool allowed rolling.
+/// `version & mask`, only when the version was rolled: a share on the job's
+/// own version carries no version field, which every pool reads the same.
 pub fn share_of(s: &Solution) -> Share {
     let job = &s.job;
     Share {
@@ -262,7 +337,7 @@ pub fn share_of(s: &Solution) -> Share {
         extranonce2: s.extranonce2.clone(),
         ntime: s.ntime,
         nonce: s.nonce,
-        version_bits: (job.version_mask != 0).then_some(s.version & job.version_mask),
+        version_bits: (job.version_mask != 0 && s.version != job.version).then_some(s.version & job.version_mask),
     }
 }
 
@@ -342,14 +417,15 @@ impl Client {
         let mut current = 0usize;
         let mut failures = vec![0u32; self.pools.len()];
         let mut resume: Vec<Resume> = (0..self.pools.len()).map(|_| Resume::default()).collect();
-        let mut port_override: Option<u16> = None;
+        // Ports a pool redirected kiln to (client.reconnect), per pool.
+        let mut port_override: Vec<Option<u16>> = vec![None; self.pools.len()];
         let mut backup_since: Option<Instant> = None;
         let mut probing_primary_from: Option<usize> = None;
         let mut rng = seed();
         while !self.stop.load(Ordering::Acquire) {
             let pool = self.pools[current].clone();
             let mut url = pool.url.clone();
-            if let Some(p) = port_override {
+            if let Some(p) = port_override[current] {
                 url.port = p;
             }
             self.stats.set_pool(&url.to_string(), "connecting");
@@ -366,16 +442,37 @@ impl Client {
                     log::info!("trying the primary pool {} again", self.pools[0].url);
                     probing_primary_from = Some(current);
                     current = 0;
-                    port_override = None;
+                    port_override[0] = None;
                     continue;
                 }
-                Ended::Redirect { port, wait } => {
+                Ended::Redirect { pool: to, port, wait } => {
                     log::info!(
-                        "pool asked to reconnect{} in {}s",
+                        "pool asked to reconnect{}{} in {}s",
+                        if to == current { String::new() } else { format!(" to {}", self.pools[to].url.host) },
                         port.map(|p| format!(" on port {p}")).unwrap_or_default(),
                         wait.as_secs()
                     );
-                    port_override = port;
+                    port_override[to] = port;
+                    probing_primary_from = None;
+                    if wait > REDIRECT_WAIT_IN_PLACE && self.pools.len() > 1 {
+                        // Mine on the next pool meanwhile. Back to the primary
+                        // once the wait is over (primary_retry, shortened).
+                        let now = Instant::now();
+                        if to == 0 {
+                            backup_since =
+                                Some(now.checked_sub(self.opts.primary_retry.saturating_sub(wait)).unwrap_or(now));
+                        }
+                        current = (to + 1) % self.pools.len();
+                        if current > 0 {
+                            backup_since.get_or_insert(now);
+                        }
+                        log::info!("mining on pool {} ({}) meanwhile", current, self.pools[current].url);
+                        continue;
+                    }
+                    current = to;
+                    if current > 0 {
+                        backup_since.get_or_insert_with(Instant::now);
+                    }
                     wait
                 }
                 Ended::Dropped(why) => {
@@ -386,8 +483,15 @@ impl Client {
                 Ended::Failed(why) | Ended::AuthFailed(why) => {
                     failures[current] += 1;
                     self.stats.pool_event(current, false, true);
-                    log::warn!("{url}: {why} (failure {} of {})", failures[current], self.opts.failover_after);
-                    port_override = None;
+                    // With one pool there is nothing to fail over to: count, don't
+                    // promise ("failure 4 of 3" read like a bug).
+                    let count = if self.pools.len() > 1 {
+                        format!("failure {} of {} before failing over", failures[current], self.opts.failover_after)
+                    } else {
+                        format!("failure {} in a row", failures[current])
+                    };
+                    log::warn!("{url}: {why} ({count})");
+                    port_override[current] = None;
                     if let Some(back) = probing_primary_from.take() {
                         // The primary is still down: go back to the backup at once.
                         current = back;
@@ -515,7 +619,8 @@ impl Client {
             }
             Err(e) => return Ended::Failed(e),
         };
-        log::info!("connected to {url} as {}", pool.user);
+        // Over TLS, "connected" waits until the pool's certificate verified.
+        let mut announced = false;
         let mut cfg = SessionConfig::new(&pool.user, &pool.pass);
         cfg.version_rolling = self.opts.version_rolling;
         cfg.suggest_difficulty = self.opts.suggest_difficulty;
@@ -524,12 +629,25 @@ impl Client {
         session.start();
         let started = Instant::now();
         let mut last_rx = Instant::now();
+        // When bytes last left, or the queue was last empty: a pool that takes
+        // nothing for stall_timeout is stalled as much as one that sends nothing.
+        let mut last_tx = Instant::now();
         let mut working = false;
+        // When the pool authorized us, and whether it has sent a job since.
+        let mut authorized_at: Option<Instant> = None;
+        let mut got_job = false;
         let mut in_flight: HashMap<u64, f64> = HashMap::new();
         let mut events = Events::with_capacity(64);
+        // The last read stopped at MAX_READ_TURN: read again without waiting
+        // (mio is edge-triggered; no new readiness event would come).
+        let mut more_to_read = false;
         let ended = 'conn: loop {
             if self.stop.load(Ordering::Acquire) {
                 break Ended::Stop;
+            }
+            if !announced && !matches!(&t, Transport::Tls { conn, .. } if conn.is_handshaking()) {
+                announced = true;
+                log::info!("connected to {url} as {}", pool.user);
             }
             // Shares from the engine: submit those this connection can take.
             self.collect_shares();
@@ -543,7 +661,7 @@ impl Client {
                     } else {
                         // Mined for an extranonce1 this pool no longer knows.
                         self.stats.lost(1);
-                        log::warn!("share for job {} lost: mined with another extranonce1", s.job_id);
+                        log::warn!("share for job {} lost: mined with another extranonce1", sanitize(&s.job_id));
                     }
                 }
             }
@@ -553,27 +671,35 @@ impl Client {
             {
                 break Ended::Dropped(format!("write: {e}"));
             }
-            if let Err(e) = t.flush() {
-                break if working {
-                    Ended::Dropped(format!("write: {e}"))
-                } else {
-                    Ended::Failed(format!("write: {e}"))
-                };
+            match t.flush() {
+                Ok(n) if n > 0 || !t.wants_write() => last_tx = Instant::now(),
+                Ok(_) => {}
+                Err(e) => {
+                    break if working {
+                        Ended::Dropped(format!("write: {e}"))
+                    } else {
+                        Ended::Failed(format!("write: {e}"))
+                    };
+                }
+            }
+            if last_tx.elapsed() > self.opts.stall_timeout {
+                break Ended::Dropped(format!("the pool took nothing kiln sent for {:?}", self.opts.stall_timeout));
             }
             let interest = if t.wants_write() { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
             if let Err(e) = self.poll.registry().reregister(t.stream(), CONN, interest) {
                 break Ended::Dropped(e.to_string());
             }
-            if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(100)))
+            let wait = if more_to_read { Duration::ZERO } else { Duration::from_millis(100) };
+            if let Err(e) = self.poll.poll(&mut events, Some(wait))
                 && e.kind() != io::ErrorKind::Interrupted
             {
                 break Ended::Dropped(e.to_string());
             }
-            let readable =
-                events.iter().any(|e| e.token() == CONN && (e.is_readable() || e.is_read_closed() || e.is_error()));
+            let readable = more_to_read
+                || events.iter().any(|e| e.token() == CONN && (e.is_readable() || e.is_read_closed() || e.is_error()));
             if readable {
                 let mut bytes = Vec::new();
-                let eof = match t.read_available(&mut bytes) {
+                let eof = match t.read_available(&mut bytes, &mut more_to_read) {
                     Ok(eof) => eof,
                     Err(e) => {
                         break if working {
@@ -586,6 +712,10 @@ impl Client {
                 if !bytes.is_empty() {
                     last_rx = Instant::now();
                 }
+                // Only the newest job of those read together goes to the
+                // engine (clean when any of them was): scanners only ever
+                // want the newest, and a notify flood must not become a queue.
+                let mut newest: Option<kiln_work::Job> = None;
                 for ev in session.receive(&bytes) {
                     match ev {
                         Event::Subscribed { session_id, extranonce1, extranonce2_size } => {
@@ -598,10 +728,14 @@ impl Client {
                             }
                             resume.session_id = session_id;
                             resume.extranonce1 = Some(extranonce1.clone());
+                            if let Some(job) = newest.take() {
+                                let _ = self.engine.send(SourceEvent::Job(job));
+                            }
                             let _ = self.engine.send(SourceEvent::Subscribed { extranonce1 });
                         }
                         Event::Authorized { ok: true, .. } => {
                             working = true;
+                            authorized_at = Some(Instant::now());
                             self.stats.pool_event(index, true, false);
                             self.stats.set_pool(&url.to_string(), "mining");
                         }
@@ -612,14 +746,12 @@ impl Client {
                             "version rolling: {}",
                             m.map(|m| format!("mask {m:08x}")).unwrap_or_else(|| "off".into())
                         ),
-                        Event::Job(job) => {
-                            log::debug!(
-                                "job {} (clean {}), difficulty {}",
-                                job.job_id,
-                                job.clean_jobs,
-                                session.difficulty()
-                            );
-                            let _ = self.engine.send(SourceEvent::Job(job));
+                        Event::Job(mut job) => {
+                            got_job = true;
+                            if let Some(older) = newest.take() {
+                                job.clean_jobs |= older.clean_jobs;
+                            }
+                            newest = Some(job);
                         }
                         Event::Difficulty(d) => log::info!("pool difficulty {d} (from the next job)"),
                         Event::Extranonce { .. } => log::info!("pool changed extranonce (from the next job)"),
@@ -635,14 +767,22 @@ impl Client {
                             }
                         }
                         Event::Reconnect { host, port, wait_s } => {
-                            if host.as_ref().is_some_and(|h| *h != url.host) {
+                            // Credentials go only to hosts the user configured:
+                            // this pool's, or another configured pool's.
+                            let to = match &host {
+                                None => Some(index),
+                                Some(h) if h.eq_ignore_ascii_case(&url.host) => Some(index),
+                                Some(h) => self.pools.iter().position(|p| p.url.host.eq_ignore_ascii_case(h)),
+                            };
+                            let Some(to) = to else {
                                 log::warn!(
-                                    "pool asked to move to another host ({}); staying on {}",
-                                    host.unwrap_or_default(),
-                                    url.host
+                                    "pool asked kiln to move to {}, which is not a configured pool; ignored",
+                                    host.unwrap_or_default()
                                 );
-                            }
-                            break 'conn Ended::Redirect { port, wait: Duration::from_secs(wait_s.min(600)) };
+                                continue;
+                            };
+                            let wait = Duration::from_secs(wait_s).min(self.opts.max_redirect_wait);
+                            break 'conn Ended::Redirect { pool: to, port, wait };
                         }
                         Event::Message(m) => log::info!("message from pool: {m}"),
                         Event::Protocol(e) => {
@@ -654,6 +794,15 @@ impl Client {
                         }
                     }
                 }
+                if let Some(job) = newest.take() {
+                    log::debug!(
+                        "job {} (clean {}), difficulty {}",
+                        sanitize(&job.job_id),
+                        job.clean_jobs,
+                        session.difficulty()
+                    );
+                    let _ = self.engine.send(SourceEvent::Job(job));
+                }
                 if eof {
                     break if working {
                         Ended::Dropped("connection closed by the pool".into())
@@ -661,6 +810,9 @@ impl Client {
                         Ended::Failed("connection closed during the handshake".into())
                     };
                 }
+            }
+            if !got_job && authorized_at.is_some_and(|t| t.elapsed() > self.opts.handshake_timeout) {
+                break Ended::Failed(format!("authorized, but no job within {:?}", self.opts.handshake_timeout));
             }
             if !working && started.elapsed() > self.opts.handshake_timeout {
                 break Ended::Failed(format!(
@@ -676,6 +828,15 @@ impl Client {
             }
         };
         let _ = self.poll.registry().deregister(t.stream());
+        // A session that gave no job, or lasted only moments, is a failure
+        // (for failover and back-off), however well it began.
+        let ended = match ended {
+            Ended::Dropped(why) if !got_job => Ended::Failed(format!("{why}, before any job")),
+            Ended::Dropped(why) if started.elapsed() < self.opts.min_session => {
+                Ended::Failed(format!("{why}, {:.1} s after connecting", started.elapsed().as_secs_f64()))
+            }
+            e => e,
+        };
         // Shares still unanswered: the pool may or may not have counted them.
         if !in_flight.is_empty() {
             log::warn!("{} submitted shares unanswered at disconnect", in_flight.len());

@@ -109,3 +109,20 @@ fn stratum_ssl_refuses_an_untrusted_certificate() {
     assert_eq!(l.subscribes.len(), 0, "nothing may reach a pool whose certificate does not verify");
     assert_eq!(stats.snapshot().accepted, 0);
 }
+
+/// The refusal is said in plain words, and kiln does not claim to be
+/// connected before the certificate verified.
+#[test]
+fn an_untrusted_certificate_is_reported_in_plain_words() {
+    crate::logcap::start();
+    let pool = TestPool::start(Behavior::default());
+    let (front, _) = tls_front(pool.addr);
+    let url = format!("stratum+ssl://127.0.0.1:{}", front.addr.port());
+    let m = start_miner(std::slice::from_ref(&url), fast_client(), None);
+    std::thread::sleep(Duration::from_secs(2));
+    m.stop();
+    let lines = crate::logcap::lines_with(&url);
+    assert!(lines.iter().any(|l| l.contains("certificate is not trusted")), "{lines:#?}");
+    assert!(!lines.iter().any(|l| l.contains("OtherError") || l.contains("InvalidCertificate")), "{lines:#?}");
+    assert!(!lines.iter().any(|l| l.contains("connected to")), "connected before verifying: {lines:#?}");
+}
