@@ -856,3 +856,18 @@ mod tests {
         assert!(!high.header.target().is_met_by(high.block_hash()));
     }
 }
+
+/// Flips one byte inside the first signature of input 0 (scriptSig for
+/// P2PKH, first witness item otherwise), so the signature no longer verifies.
+pub fn corrupt_signature(tx: &mut Transaction) {
+    let input = &mut tx.input[0];
+    if input.witness.is_empty() {
+        let mut s = input.script_sig.to_bytes();
+        s[5] ^= 1;
+        input.script_sig = s.into();
+    } else {
+        let mut items: Vec<Vec<u8>> = input.witness.iter().map(<[u8]>::to_vec).collect();
+        items[0][5] ^= 1;
+        input.witness = Witness::from_slice(&items);
+    }
+}

@@ -3,8 +3,6 @@
 //! single-threaded. The per-signature ratio decides `batch::MIN_BATCH` and why
 //! the pipeline makes one large batch per thread.
 
-use std::path::Path;
-
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 use kiln_validate::batch::{SchnorrItem, batch_valid, verify_one};
@@ -12,7 +10,7 @@ use kiln_validate::extract::{extract_all, split_prevouts};
 use kiln_validate::{InputCheck, read_block, read_prevouts};
 
 fn block_checks() -> Vec<InputCheck> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/mainnet");
+    let dir = kiln_testkit::data::path("mainnet");
     let b = read_block(&dir.join("block_866342.raw.zst")).expect("block file");
     let p = read_prevouts(&dir.join("block_866342.spent_utxos.json.zst")).expect("prevouts file");
     extract_all(&b, &split_prevouts(&b, &p))

@@ -228,21 +228,6 @@ fn block_with_every_spend_type_is_accepted_and_mutation_rejected() {
     eprintln!("funded in {funded:?}; whole test {:?}; spent outputs[0] = {}", t.elapsed(), spent[0]);
 }
 
-/// Flips one byte inside the first signature of input 0 (scriptSig for
-/// P2PKH, first witness item otherwise).
-fn corrupt_signature(tx: &mut kiln_testkit::bitcoin::Transaction) {
-    let input = &mut tx.input[0];
-    if input.witness.is_empty() {
-        let mut s = input.script_sig.to_bytes();
-        s[5] ^= 1;
-        input.script_sig = s.into();
-    } else {
-        let mut items: Vec<Vec<u8>> = input.witness.iter().map(<[u8]>::to_vec).collect();
-        items[0][5] ^= 1;
-        input.witness = Witness::from_slice(&items);
-    }
-}
-
 #[test]
 fn mutations_get_cores_reject_strings() {
     let node = require_node!(NodeOptions::new().listen(false));
@@ -279,12 +264,12 @@ fn mutations_get_cores_reject_strings() {
         ),
         ("bad-cb-amount", Box::new(|b| b.txdata[0].output[0].value += Amount::ONE_SAT)),
         ("bad-txns-in-belowout", Box::new(|b| b.txdata[1].output[0].value += Amount::from_sat(1_001))),
-        (bad_sig, Box::new(|b| corrupt_signature(&mut b.txdata[1]))), // P2PKH
-        (bad_sig, Box::new(|b| corrupt_signature(&mut b.txdata[2]))), // P2WPKH
-        (bad_sig, Box::new(|b| corrupt_signature(&mut b.txdata[3]))), // P2SH-P2WPKH
+        (bad_sig, Box::new(|b| regtest::corrupt_signature(&mut b.txdata[1]))), // P2PKH
+        (bad_sig, Box::new(|b| regtest::corrupt_signature(&mut b.txdata[2]))), // P2WPKH
+        (bad_sig, Box::new(|b| regtest::corrupt_signature(&mut b.txdata[3]))), // P2SH-P2WPKH
         (
             "block-script-verify-flag-failed (Invalid Schnorr signature)",
-            Box::new(|b| corrupt_signature(&mut b.txdata[4])),
+            Box::new(|b| regtest::corrupt_signature(&mut b.txdata[4])),
         ),
         (
             "block-script-verify-flag-failed (Witness program was passed an empty witness)",

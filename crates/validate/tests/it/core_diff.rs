@@ -124,21 +124,6 @@ fn op_true_coinbase(node: &Node, height: u32) -> OpTrueCoin {
     OpTrueCoin { outpoint: OutPoint { txid: cb.compute_txid(), vout: vout as u32 }, value: cb.output[vout].value }
 }
 
-/// Flips one byte inside the first signature of input 0 (scriptSig for
-/// P2PKH, first witness item otherwise).
-fn corrupt_signature(tx: &mut Transaction) {
-    let input = &mut tx.input[0];
-    if input.witness.is_empty() {
-        let mut s = input.script_sig.to_bytes();
-        s[5] ^= 1;
-        input.script_sig = s.into();
-    } else {
-        let mut items: Vec<Vec<u8>> = input.witness.iter().map(<[u8]>::to_vec).collect();
-        items[0][5] ^= 1;
-        input.witness = Witness::from_slice(&items);
-    }
-}
-
 /// Looks outpoints up in Core's UTXO set once (the set does not change while
 /// the invalid copies are submitted, as Core connects none of them).
 struct UtxoView<'a> {
@@ -395,11 +380,11 @@ fn core_and_kiln_agree_on_every_mutation() {
             let script = ScriptBuf::from_bytes(vec![0xae; 1_001]);
             b.txdata[0].output.push(TxOut { value: Amount::ZERO, script_pubkey: script });
         }),
-        case("bad ECDSA signature (P2PKH)", false_stack, |b| corrupt_signature(&mut b.txdata[1])),
-        case("bad ECDSA signature (P2WPKH)", false_stack, |b| corrupt_signature(&mut b.txdata[2])),
-        case("bad ECDSA signature (P2SH-P2WPKH)", false_stack, |b| corrupt_signature(&mut b.txdata[3])),
+        case("bad ECDSA signature (P2PKH)", false_stack, |b| regtest::corrupt_signature(&mut b.txdata[1])),
+        case("bad ECDSA signature (P2WPKH)", false_stack, |b| regtest::corrupt_signature(&mut b.txdata[2])),
+        case("bad ECDSA signature (P2SH-P2WPKH)", false_stack, |b| regtest::corrupt_signature(&mut b.txdata[3])),
         case("bad Schnorr signature (P2TR key path)", script_fail("Invalid Schnorr signature"), |b| {
-            corrupt_signature(&mut b.txdata[4])
+            regtest::corrupt_signature(&mut b.txdata[4])
         }),
         case("P2TR with an empty witness", script_fail("Witness program was passed an empty witness"), |b| {
             b.txdata[4].input[0].witness = Witness::new();
