@@ -53,6 +53,10 @@ pub struct Options<'a> {
     pub median_time_past: Option<u32>,
     /// Median time past of the block at a height (BIP68 time locks).
     pub mtp_of_height: Option<MtpLookup<'a>>,
+    /// Verify every input even when the block already fails its proof of
+    /// work, merkle root or weight: a full diagnosis, at the cost of the
+    /// script work the early exit saves. Off by default.
+    pub all_scripts: bool,
 }
 
 impl Default for Options<'_> {
@@ -64,6 +68,7 @@ impl Default for Options<'_> {
             height: None,
             median_time_past: None,
             mtp_of_height: None,
+            all_scripts: false,
         }
     }
 }
@@ -151,9 +156,10 @@ pub fn run_check<'a>(
 }
 
 /// Validates a mainnet block against the outputs it spends, on `threads`
-/// threads (0 = all cores), with BIP340 batch verification. The spent
-/// outputs' origins are unknown, so coinbase maturity and BIP68 are reported
-/// as not checked.
+/// threads (0 = all cores), with BIP340 batch verification, naming every bad
+/// input even in a block that fails a cheap check ([`Options::all_scripts`]).
+/// The spent outputs' origins are unknown, so coinbase maturity and BIP68 are
+/// reported as not checked.
 ///
 /// # Errors
 /// [`InputError::PrevoutCount`] when the prevouts do not line up with the
@@ -173,7 +179,7 @@ pub fn validate_with(
     threads: usize,
     schnorr_batch: bool,
 ) -> Result<Report, InputError> {
-    validate_block(block, prevouts, None, &Options { threads, schnorr_batch, ..Options::default() })
+    validate_block(block, prevouts, None, &Options { threads, schnorr_batch, all_scripts: true, ..Options::default() })
 }
 
 /// Validates a block: block checks, consensus rules and every input's
@@ -317,7 +323,8 @@ fn validate_in_pool(
     // script work with a header anyone can write.
     let checks_hdr = check_block_with(block, opts.network, &hashes);
     let oversized = block.weight().to_wu() > rules::MAX_BLOCK_WEIGHT;
-    let scripts_skipped = (!checks_hdr.pow_ok || !checks_hdr.merkle_ok || oversized).then(|| {
+    let cheap_fail = !checks_hdr.pow_ok || !checks_hdr.merkle_ok || oversized;
+    let scripts_skipped = (cheap_fail && !opts.all_scripts).then(|| {
         let why = if !checks_hdr.pow_ok {
             "high-hash"
         } else if !checks_hdr.merkle_ok {

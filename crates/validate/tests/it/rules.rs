@@ -156,8 +156,31 @@ fn a_non_minimal_push_of_a_p2sh_witness_program_is_malleated() {
     let flags = kiln_validate::rules::script_flags(kiln_validate::rules::Network::Mainnet, 866342);
     assert!(kiln_validate::oracle::verify_input(&bytes, &spent, ii, flags).is_err(), "Core's interpreter rejects it");
     b.header.merkle_root = b.compute_merkle_root().unwrap();
-    let r = run(&b, &p);
+    // The new root breaks the proof of work: ask for the scripts anyway.
+    let all = Options { all_scripts: true, ..Options::default() };
+    let r = validate_block(&b, &p.txouts, Some(&p.origins), &all).unwrap();
+    assert!(!r.block.pow_ok);
     assert_eq!(r.bad_inputs.len(), 1, "{:?}", r.bad_inputs);
     assert_eq!((r.bad_inputs[0].tx_index, r.bad_inputs[0].input_index), (ti, ii));
     assert!(r.bad_inputs[0].reason.contains("witness-malleated-p2sh"), "{}", r.bad_inputs[0].reason);
+}
+
+/// The cheap checks come first: a block whose merkle root no longer matches
+/// gets no script work by default (as Core's CheckBlock), and the report says
+/// why; `all_scripts` still names the bad input for a diagnosis.
+#[test]
+fn a_block_failing_cheap_checks_gets_no_script_work() {
+    let (mut b, p) = load(866342);
+    // A legacy input: its signature is part of the txid, hence of the root.
+    let ti = (1..b.txdata.len())
+        .find(|&t| b.txdata[t].input[0].witness.is_empty() && !b.txdata[t].input[0].script_sig.is_empty())
+        .unwrap();
+    assert!(kiln_testkit::blocks::flip_first_signature(&mut b.txdata[ti]));
+    let r = run(&b, &p);
+    assert!(!r.is_valid());
+    assert!(r.bad_inputs.is_empty() && r.signatures == 0, "no script was run");
+    assert!(r.scripts_skipped.as_deref().is_some_and(|w| w.contains("bad-txnmrklroot")), "{:?}", r.scripts_skipped);
+    let all = Options { all_scripts: true, ..Options::default() };
+    let r = validate_block(&b, &p.txouts, Some(&p.origins), &all).unwrap();
+    assert_eq!(r.bad_inputs.len(), 1);
 }
