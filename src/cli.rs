@@ -188,6 +188,11 @@ pub enum Cmd {
         /// verification (same verdicts; for comparison).
         #[arg(long)]
         no_schnorr_batch: bool,
+        /// Verify every input even when the block already fails its proof of
+        /// work, merkle root or weight (by default those end the work early,
+        /// as in Core; this gives a full diagnosis of a damaged block).
+        #[arg(long)]
+        all_scripts: bool,
         /// Print the full report as JSON.
         #[arg(long)]
         json: bool,

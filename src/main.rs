@@ -32,9 +32,10 @@ fn main() -> ExitCode {
             commands::devices::run()
         }
         Cmd::Mine(args) => mine(args),
-        Cmd::VerifyBlock { files, chain, threads, no_schnorr_batch, json } => {
+        Cmd::VerifyBlock { files, chain, threads, no_schnorr_batch, all_scripts, json } => {
             logger::init(Level::Info);
-            commands::verify::run_verify_block(&files, &chain, threads.into(), !no_schnorr_batch, json)
+            let threads = threads.into();
+            commands::verify::run_verify_block(&files, &chain, threads, !no_schnorr_batch, all_scripts, json)
         }
         Cmd::BenchVerify { files, threads, runs, json } => {
             logger::init(Level::Info);

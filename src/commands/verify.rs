@@ -15,6 +15,7 @@ pub fn run_verify_block(
     chain: &ChainArgs,
     threads: usize,
     batch: bool,
+    all_scripts: bool,
     json: bool,
 ) -> AnyResult<ExitCode> {
     let started = std::time::Instant::now();
@@ -36,6 +37,7 @@ pub fn run_verify_block(
         height: chain.height,
         median_time_past: height.and_then(|h| h.checked_sub(1)).and_then(mtp),
         mtp_of_height: headers.as_ref().map(|_| &mtp as &(dyn Fn(u32) -> Option<u32> + Sync)),
+        all_scripts,
     };
     let origins = p.origins_known.then_some(&p.origins[..]);
     let r = kiln_validate::validate_block(&b, &p.txouts, origins, &opts)?;
