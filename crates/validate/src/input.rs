@@ -292,7 +292,11 @@ impl<'de> serde::de::Visitor<'de> for ArraySeed<'_, '_> {
             let what = || format!("entry {i}");
             self.0
                 .push(&what, o.value, o.script_pubkey.as_deref(), e.is_coinbase, e.creation_height, e.creation_time)
-                .map_err(serde::de::Error::custom)?;
+                // The reason alone: the caller names the file once.
+                .map_err(|e| match e {
+                    InputError::Prevouts { reason, .. } => serde::de::Error::custom(reason),
+                    e => serde::de::Error::custom(e),
+                })?;
             i += 1;
         }
         Ok(())
