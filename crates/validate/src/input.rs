@@ -292,7 +292,11 @@ impl<'de> serde::de::Visitor<'de> for ArraySeed<'_, '_> {
             let what = || format!("entry {i}");
             self.0
                 .push(&what, o.value, o.script_pubkey.as_deref(), e.is_coinbase, e.creation_height, e.creation_time)
-                .map_err(serde::de::Error::custom)?;
+                // The reason alone: the caller names the file once.
+                .map_err(|e| match e {
+                    InputError::Prevouts { reason, .. } => serde::de::Error::custom(reason),
+                    e => serde::de::Error::custom(e),
+                })?;
             i += 1;
         }
         Ok(())
@@ -300,18 +304,39 @@ impl<'de> serde::de::Visitor<'de> for ArraySeed<'_, '_> {
 }
 
 fn read_spent_limited(path: &Path, inputs: Option<usize>, limit: u64) -> Result<Prevouts, InputError> {
-    use serde::de::DeserializeSeed;
-    let p = path.display().to_string();
     let bytes = read_bytes_limited(path, limit, "the spent outputs of this block")?;
-    let bad = |reason: String| InputError::Prevouts { path: p.clone(), reason };
+    parse_spent(&bytes, inputs, &path.display().to_string())
+}
+
+/// Parses spent outputs already in memory (zstd already undone), in either
+/// of [`read_spent_for`]'s formats; errors name `what`. With `inputs`, an
+/// array longer than that is refused as soon as the extra entry arrives and
+/// a count other than `inputs` is an error, as in [`read_spent_for`];
+/// without it, any number of entries is accepted, as in [`read_spent`].
+/// The file-based readers are this after a bounded read.
+///
+/// # Errors
+/// JSON that fits neither format, with the offending entry; a count that
+/// does not match `inputs`.
+pub fn read_spent_bytes(bytes: &[u8], inputs: Option<usize>, what: &str) -> Result<Prevouts, InputError> {
+    let p = parse_spent(bytes, inputs, what)?;
+    match inputs {
+        Some(inputs) if p.txouts.len() != inputs => Err(InputError::PrevoutCount { prevouts: p.txouts.len(), inputs }),
+        _ => Ok(p),
+    }
+}
+
+fn parse_spent(bytes: &[u8], inputs: Option<usize>, what: &str) -> Result<Prevouts, InputError> {
+    use serde::de::DeserializeSeed;
+    let bad = |reason: String| InputError::Prevouts { path: what.to_string(), reason };
     let mut c = Collect { out: Prevouts { origins_known: true, ..Prevouts::default() }, max: inputs, bad: &bad };
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'[') => {
-            let mut de = serde_json::Deserializer::from_slice(&bytes);
+            let mut de = serde_json::Deserializer::from_slice(bytes);
             ArraySeed(&mut c).deserialize(&mut de).and_then(|()| de.end()).map_err(|e| bad(e.to_string()))?;
         }
         Some(b'{') => {
-            let gb: json::GetBlock = serde_json::from_slice(&bytes).map_err(|e| {
+            let gb: json::GetBlock = serde_json::from_slice(bytes).map_err(|e| {
                 bad(format!("not a spent-outputs array nor a `getblock HASH 3` object (with `tx`): {e}"))
             })?;
             for (ti, tx) in gb.tx.iter().enumerate() {

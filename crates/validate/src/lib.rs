@@ -34,6 +34,7 @@ pub fn secp() -> &'static bitcoin::secp256k1::Secp256k1<bitcoin::secp256k1::Veri
 pub use block::{Bip34, BlockChecks, WitnessCommitment, check_block};
 pub use extract::{InputCheck, ScriptType, SigCheck, extract_block};
 pub use input::{
-    HeaderTimes, InputError, Prevouts, decode_block, read_block, read_file, read_prevouts, read_spent, read_spent_for,
+    HeaderTimes, InputError, Prevouts, decode_block, read_block, read_file, read_prevouts, read_spent,
+    read_spent_bytes, read_spent_for,
 };
 pub use verify::{BadInput, Options, Report, validate, validate_block};

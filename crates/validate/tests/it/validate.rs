@@ -248,3 +248,22 @@ fn damaged_prevouts_never_panic() {
     }
     assert!(invalid >= 6, "{invalid}");
 }
+
+/// `read_spent_bytes` (what the fuzz target and any in-memory caller use)
+/// reads what the file readers read, and applies the same count rules.
+#[test]
+fn spent_outputs_from_bytes_match_the_file_readers() {
+    let path = kiln_testkit::data::path("mainnet/block_866342.spent_utxos.json.zst");
+    let bytes = kiln_testkit::data::read("mainnet/block_866342.spent_utxos.json.zst");
+    let from_file = kiln_validate::read_spent(&path).unwrap();
+    let n = from_file.txouts.len();
+    let from_bytes = kiln_validate::read_spent_bytes(&bytes, None, "mem").unwrap();
+    assert_eq!(from_bytes.txouts, from_file.txouts);
+    assert_eq!(from_bytes.origins_known, from_file.origins_known);
+    assert_eq!(kiln_validate::read_spent_bytes(&bytes, Some(n), "mem").unwrap().txouts, from_file.txouts);
+    assert_eq!(kiln_validate::read_spent_for(&path, n).unwrap().txouts, from_file.txouts);
+    let fewer = kiln_validate::read_spent_bytes(&bytes, Some(n - 1), "mem").unwrap_err().to_string();
+    assert!(fewer.starts_with("mem: entry ") && fewer.contains("more spent outputs"), "{fewer}");
+    let more = kiln_validate::read_spent_bytes(&bytes, Some(n + 1), "mem").unwrap_err();
+    assert!(matches!(more, kiln_validate::InputError::PrevoutCount { .. }), "{more}");
+}
