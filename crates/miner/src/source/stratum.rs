@@ -341,6 +341,10 @@ pub fn share_of(s: &Solution) -> Share {
     }
 }
 
+/// How long a pool must go without dropping a working session before its
+/// drop back-off starts again from the shortest wait.
+const DROP_MEMORY: Duration = Duration::from_secs(600);
+
 /// The client's long-lived state.
 pub struct Client {
     pools: Vec<PoolConfig>,
@@ -416,6 +420,10 @@ impl Client {
     pub fn run(mut self) {
         let mut current = 0usize;
         let mut failures = vec![0u32; self.pools.len()];
+        // Drops of working sessions, per pool, and when the last one was:
+        // a pool that keeps dropping sessions gets growing back-off too,
+        // reset once it has gone DROP_MEMORY without a drop.
+        let mut drops: Vec<(u32, Option<Instant>)> = vec![(0, None); self.pools.len()];
         let mut resume: Vec<Resume> = (0..self.pools.len()).map(|_| Resume::default()).collect();
         // Ports a pool redirected kiln to (client.reconnect), per pool.
         let mut port_override: Vec<Option<u16>> = vec![None; self.pools.len()];
@@ -476,9 +484,13 @@ impl Client {
                     wait
                 }
                 Ended::Dropped(why) => {
-                    log::warn!("{url}: {why}; reconnecting");
                     failures[current] = 0;
-                    self.backoff(0, &mut rng)
+                    let (n, last) = &mut drops[current];
+                    *n = if last.is_some_and(|t| t.elapsed() < DROP_MEMORY) { *n + 1 } else { 0 };
+                    *last = Some(Instant::now());
+                    let wait = self.backoff(*n, &mut rng);
+                    log::warn!("{url}: {why}; reconnecting in {:.1} s", wait.as_secs_f64());
+                    wait
                 }
                 Ended::Failed(why) | Ended::AuthFailed(why) => {
                     failures[current] += 1;

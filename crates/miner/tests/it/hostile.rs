@@ -276,6 +276,26 @@ fn a_primary_that_drops_every_few_hundred_ms_fails_over() {
     m.stop();
 }
 
+/// One pool whose sessions work (jobs, then a drop after 300 ms, longer than
+/// `min_session` here) but keep dropping: reconnects back off with growth,
+/// not 0.5–1.5 × the base forever. With a 200 ms base, growth allows about
+/// 6 sessions in 5 s; a fixed back-off allowed 8 or more.
+#[test]
+fn a_pool_that_keeps_dropping_working_sessions_gets_growing_back_off() {
+    let pool = TestPool::start(Behavior { drop_after_ms: Some(300), ..Behavior::default() });
+    let opts = kiln_miner::source::stratum::ClientOptions {
+        min_session: Duration::from_millis(100),
+        backoff_base: Duration::from_millis(200),
+        backoff_max: Duration::from_secs(3),
+        ..fast_client()
+    };
+    let m = start_miner(&[pool.url()], opts, None);
+    std::thread::sleep(Duration::from_secs(5));
+    m.stop();
+    let n = pool.log.lock().unwrap().connections;
+    assert!((2..=7).contains(&n), "{n} sessions in 5 s");
+}
+
 #[test]
 fn a_primary_that_never_sends_a_job_fails_over() {
     let primary = TestPool::start(Behavior { no_jobs: true, ..Behavior::default() });
