@@ -784,6 +784,21 @@ impl PrevoutResolver<'_> {
     }
 }
 
+/// Flips one byte inside the first signature of input 0 (scriptSig for
+/// P2PKH, first witness item otherwise), so the signature no longer verifies.
+pub fn corrupt_signature(tx: &mut Transaction) {
+    let input = &mut tx.input[0];
+    if input.witness.is_empty() {
+        let mut s = input.script_sig.to_bytes();
+        s[5] ^= 1;
+        input.script_sig = s.into();
+    } else {
+        let mut items: Vec<Vec<u8>> = input.witness.iter().map(<[u8]>::to_vec).collect();
+        items[0][5] ^= 1;
+        input.witness = Witness::from_slice(&items);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -854,20 +869,5 @@ mod tests {
 
         let high = build_block(&tpl, &[], &op_true_script(), |b| grind_nonce(&mut b.header, false));
         assert!(!high.header.target().is_met_by(high.block_hash()));
-    }
-}
-
-/// Flips one byte inside the first signature of input 0 (scriptSig for
-/// P2PKH, first witness item otherwise), so the signature no longer verifies.
-pub fn corrupt_signature(tx: &mut Transaction) {
-    let input = &mut tx.input[0];
-    if input.witness.is_empty() {
-        let mut s = input.script_sig.to_bytes();
-        s[5] ^= 1;
-        input.script_sig = s.into();
-    } else {
-        let mut items: Vec<Vec<u8>> = input.witness.iter().map(<[u8]>::to_vec).collect();
-        items[0][5] ^= 1;
-        input.witness = Witness::from_slice(&items);
     }
 }

@@ -259,7 +259,7 @@ mod tests {
             let s = DispatchSizes { granule };
             for i in 10..=32 {
                 let n = s.initial(Some(i));
-                assert!(n > 0 && n <= u64::from(u32::MAX) && n % granule == 0, "intensity {i}: {n}");
+                assert!(n > 0 && n <= u64::from(u32::MAX) && n.is_multiple_of(granule), "intensity {i}: {n}");
             }
             assert_eq!(s.initial(Some(32)), (u64::from(u32::MAX) / granule) * granule);
             assert_eq!(s.clamp(u64::MAX / 2), s.initial(Some(32)), "autotune growth is capped the same way");
