@@ -87,7 +87,7 @@ pub struct MineArgs {
     #[arg(short = 'p', long = "pass", value_name = "PASS")]
     pub passes: Vec<String>,
     /// CPU hashing threads (0 = no CPU mining). Default: every core.
-    #[arg(long, value_name = "N")]
+    #[arg(short = 't', long, value_name = "N")]
     pub cpu_threads: Option<usize>,
     /// CPU backend (see `kiln devices`). Default: the fastest available.
     #[arg(long, value_name = "NAME")]

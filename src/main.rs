@@ -21,6 +21,7 @@ type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn main() -> ExitCode {
     restore_sigpipe();
+    private_runtime_dir();
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Bench { backend, threads, seconds, json, no_reference, gpu } => {
@@ -64,6 +65,30 @@ fn restore_sigpipe() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+}
+
+/// Mesa's Vulkan drivers print "XDG_RUNTIME_DIR is invalid or not set" when
+/// the variable is missing (containers, cron, ssh without a session), though
+/// nothing is wrong for headless compute. When it is unset, point it at a
+/// private per-user directory (`$TMPDIR/kiln-runtime-UID`, mode 0700), as a
+/// login session would; one that is not ours or not private is not used.
+fn private_runtime_dir() {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
+        return;
+    }
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let dir = std::env::temp_dir().join(format!("kiln-runtime-{uid}"));
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    // Another user could have made it first: use it only if it is ours and private.
+    let Ok(m) = std::fs::symlink_metadata(&dir) else { return };
+    if !m.is_dir() || m.uid() != uid || m.permissions().mode() & 0o077 != 0 {
+        return;
+    }
+    // SAFETY: called at the start of main, before any other thread exists, so
+    // nothing reads the environment concurrently.
+    unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
 }
 
 fn mine(args: cli::MineArgs) -> AnyResult<ExitCode> {

@@ -246,6 +246,8 @@ pass = "file-pass"
     fn the_command_line_beats_the_file_for_every_key() {
         let o = merged(&["--cpu-threads", "1"]);
         assert_eq!(o.miner.cpu_threads, 1);
+        let o = merged(&["-t", "2"]);
+        assert_eq!(o.miner.cpu_threads, 2, "-t is --cpu-threads, as in cpuminer");
         let o = merged(&["--backend", "scalar"]);
         assert_eq!(o.miner.backend.name(), "scalar");
         let o = merged(&["--gpu", "auto"]);

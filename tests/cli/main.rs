@@ -136,6 +136,10 @@ fn bench_json_and_devices() {
     let o = kiln(&["bench", "--backend", "nosuch"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("unknown backend"));
+    // Without XDG_RUNTIME_DIR, Mesa's warning must not reach the user.
+    let o = Command::new(env!("CARGO_BIN_EXE_kiln")).arg("devices").env_remove("XDG_RUNTIME_DIR").output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!text(&o).contains("XDG_RUNTIME_DIR"), "{}", text(&o));
     let o = kiln(&["devices"]);
     assert_eq!(o.status.code(), Some(0));
     assert!(text(&o).contains("scalar"));
