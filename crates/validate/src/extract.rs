@@ -597,13 +597,13 @@ pub fn split_prevouts<'a>(block: &Block, prevouts: &'a [TxOut]) -> Vec<&'a [TxOu
     out
 }
 
-/// Every check of a block in one call: flags from its BIP34 height, keys
-/// parsed once. For callers that want the checks rather than a report
-/// (benchmarks, tests); [`super::validate`] runs the same steps with the block
-/// checks beside the key parsing.
+/// Every check of a mainnet block in one call: flags from its BIP34 height
+/// (read from the coinbase, no hashing), keys parsed once. For callers that
+/// want the checks rather than a report (benchmarks, tests);
+/// [`super::validate`] runs the same steps inside the whole pipeline.
 pub fn extract_all(block: &Block, per_tx: &[&[TxOut]]) -> Vec<InputCheck> {
-    let flags = flags_for(super::block::check_block(block).height());
-    extract_block(block, per_tx, flags, &KeyCache::for_block(block, per_tx))
+    let height = block.bip34_block_height().ok();
+    extract_block(block, per_tx, flags_for(height), &KeyCache::for_block(block, per_tx))
 }
 
 /// Extracts every non-coinbase input's check, transactions in parallel.
@@ -617,11 +617,11 @@ pub fn extract_block(block: &Block, per_tx: &[&[TxOut]], flags: u32, keys: &KeyC
         .collect()
 }
 
-/// Flags for the interpreter at a height (mainnet activation heights); all
-/// of them when the height is unknown.
+/// Script flags at a mainnet height, as the pipeline uses them
+/// ([`crate::rules::script_flags`]); all of them when the height is unknown.
 pub fn flags_for(height: Option<u64>) -> u32 {
-    match height {
-        Some(h) => oracle::flags_at(h),
+    match height.and_then(|h| u32::try_from(h).ok()) {
+        Some(h) => crate::rules::script_flags(crate::rules::Network::Mainnet, h),
         None => oracle::ALL_FLAGS,
     }
 }

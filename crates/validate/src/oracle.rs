@@ -7,11 +7,6 @@ use bitcoin::TxOut;
 /// Every consensus rule the library knows (taproot included).
 pub const ALL_FLAGS: u32 = bitcoinconsensus::VERIFY_ALL_PRE_TAPROOT | bitcoinconsensus::VERIFY_TAPROOT;
 
-/// Mainnet soft-fork flags in force at `height`.
-pub fn flags_at(height: u64) -> u32 {
-    bitcoinconsensus::height_to_flags(height.min(u32::MAX as u64) as u32)
-}
-
 /// Runs the interpreter on input `index` of the serialized transaction.
 ///
 /// # Errors

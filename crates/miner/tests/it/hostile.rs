@@ -266,14 +266,20 @@ fn a_long_reconnect_wait_is_spent_on_the_backup() {
 
 // ---- 4. Failover ----
 
-#[test]
-fn a_primary_that_drops_every_few_hundred_ms_fails_over() {
-    let primary = TestPool::start(Behavior { drop_after_ms: Some(300), ..Behavior::default() });
+/// A primary behaving as `primary` and a healthy backup: kiln must end up
+/// mining valid shares on the backup (the primary is not retried meanwhile).
+fn fails_over_from(primary: Behavior) {
+    let primary = TestPool::start(primary);
     let backup = TestPool::start(Behavior::default());
     let opts = kiln_miner::source::stratum::ClientOptions { primary_retry: Duration::from_secs(600), ..fast_client() };
     let m = start_miner(&[primary.url(), backup.url()], opts, None);
     backup.wait_for("shares on the backup", Duration::from_secs(15), |l| l.valid() >= 3);
     m.stop();
+}
+
+#[test]
+fn a_primary_that_drops_every_few_hundred_ms_fails_over() {
+    fails_over_from(Behavior { drop_after_ms: Some(300), ..Behavior::default() });
 }
 
 /// One pool whose sessions work (jobs, then a drop after 300 ms, longer than
@@ -298,12 +304,7 @@ fn a_pool_that_keeps_dropping_working_sessions_gets_growing_back_off() {
 
 #[test]
 fn a_primary_that_never_sends_a_job_fails_over() {
-    let primary = TestPool::start(Behavior { no_jobs: true, ..Behavior::default() });
-    let backup = TestPool::start(Behavior::default());
-    let opts = kiln_miner::source::stratum::ClientOptions { primary_retry: Duration::from_secs(600), ..fast_client() };
-    let m = start_miner(&[primary.url(), backup.url()], opts, None);
-    backup.wait_for("shares on the backup", Duration::from_secs(15), |l| l.valid() >= 3);
-    m.stop();
+    fails_over_from(Behavior { no_jobs: true, ..Behavior::default() });
 }
 
 // ---- 10. Version rolling as real pools read it ----

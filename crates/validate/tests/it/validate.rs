@@ -69,7 +69,7 @@ fn oracle_bad_inputs(b: &Block, p: &[TxOut], flags: u32) -> Vec<(usize, usize)> 
 #[test]
 fn differential_every_input_of_866342_against_the_interpreter() {
     let (mut b, p) = load(866342);
-    let flags = kiln_validate::oracle::flags_at(866342);
+    let flags = kiln_validate::extract::flags_for(Some(866342));
     assert_eq!(oracle_bad_inputs(&b, &p, flags), vec![], "the real block is valid for the oracle too");
     let mut flipped = Vec::new();
     for ti in (1..b.txdata.len()).step_by(25) {
