@@ -20,6 +20,8 @@ pub struct Stats {
     hw_errors: AtomicU64,
     lost: AtomicU64,
     blocks: AtomicU64,
+    blocks_accepted: AtomicU64,
+    blocks_rejected: AtomicU64,
     /// Accepted shares weighted by difficulty (for the implied hash rate).
     accepted_diff_milli: AtomicU64,
     inner: Mutex<Inner>,
@@ -61,7 +63,12 @@ pub struct Snapshot {
     pub duplicates: u64,
     pub hw_errors: u64,
     pub lost: u64,
+    /// Solutions that met the network target (sent as blocks when solo).
     pub blocks: u64,
+    /// Blocks the node accepted (`submitblock` answered null).
+    pub blocks_accepted: u64,
+    /// Blocks the node refused; the reasons are in `rejected_by_reason`.
+    pub blocks_rejected: u64,
     pub difficulty: f64,
     pub pool: String,
     pub pool_state: String,
@@ -145,6 +152,14 @@ impl Stats {
     pub fn block(&self) {
         self.blocks.fetch_add(1, Ordering::Relaxed);
     }
+    pub fn block_accepted(&self) {
+        self.blocks_accepted.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A block the node refused, counted with the node's reason.
+    pub fn block_rejected(&self, reason: &str) {
+        self.blocks_rejected.fetch_add(1, Ordering::Relaxed);
+        *self.lock().rejects.entry(reason.to_string()).or_insert(0) += 1;
+    }
 
     /// Records each scanner's hash counter (called twice a second).
     pub fn record_hashes(&self, hashes: &[u64]) {
@@ -192,6 +207,8 @@ impl Stats {
             hw_errors: self.hw_errors.load(Ordering::Relaxed),
             lost: self.lost.load(Ordering::Relaxed),
             blocks: self.blocks.load(Ordering::Relaxed),
+            blocks_accepted: self.blocks_accepted.load(Ordering::Relaxed),
+            blocks_rejected: self.blocks_rejected.load(Ordering::Relaxed),
             difficulty: g.difficulty,
             pool: g.pool.clone(),
             pool_state: g.pool_state.clone(),
