@@ -117,6 +117,45 @@ pub struct MineArgs {
     /// Stop after this many seconds (default: run until killed).
     #[arg(long, value_name = "S")]
     pub duration: Option<u64>,
+    #[command(flatten)]
+    pub solo: SoloArgs,
+}
+
+/// Solo mining against one's own Bitcoin Core (getblocktemplate/submitblock).
+#[derive(clap::Args, Default)]
+pub struct SoloArgs {
+    /// Mine blocks for your own Bitcoin Core node instead of a pool (needs
+    /// --coinbase-addr; the node's RPC at --rpc).
+    #[arg(long)]
+    pub solo: bool,
+    /// The node's JSON-RPC URL [default: http://127.0.0.1:8332].
+    #[arg(long, value_name = "URL")]
+    pub rpc: Option<String>,
+    /// Core's cookie file [default: DATADIR/<chain>/.cookie, the chain told
+    /// by the --rpc port: 8332 main, 18332 testnet3, 48332 testnet4, 38332
+    /// signet, 18443 regtest].
+    #[arg(long, value_name = "FILE")]
+    pub rpc_cookie: Option<PathBuf>,
+    /// RPC user (-rpcuser or -rpcauth) instead of the cookie.
+    #[arg(long, value_name = "USER")]
+    pub rpc_user: Option<String>,
+    /// RPC password (never logged).
+    #[arg(long, value_name = "PASS")]
+    pub rpc_pass: Option<String>,
+    /// Core's data directory, for the default cookie path [default: ~/.bitcoin].
+    #[arg(long, value_name = "DIR")]
+    pub datadir: Option<PathBuf>,
+    /// Address the block reward goes to (base58, bech32 or bech32m); it must
+    /// belong to the node's chain.
+    #[arg(long, value_name = "ADDR")]
+    pub coinbase_addr: Option<String>,
+    /// Text written into each coinbase [default: /kiln/] (at most 40 bytes).
+    #[arg(long, value_name = "TEXT")]
+    pub coinbase_tag: Option<String>,
+    /// Have the node check each new template's block (BIP23 proposal)
+    /// before any hashing is spent on it.
+    #[arg(long)]
+    pub rpc_proposal: bool,
 }
 
 #[derive(Subcommand)]
@@ -163,7 +202,7 @@ pub enum Cmd {
     /// A status line every few seconds shows each scanner's rate, the 1-minute
     /// average, accepted/rejected/stale shares, hardware errors, pool and
     /// difficulty.
-    Mine(MineArgs),
+    Mine(Box<MineArgs>),
     /// Validate a block: proof of work, merkle root, witness commitment, BIP34,
     /// the consensus rules that protect money (sizes, weight, coinbase,
     /// amounts, fees and subsidy, duplicate and missing inputs, coinbase

@@ -32,7 +32,7 @@ fn main() -> ExitCode {
             logger::init(Level::Info);
             commands::devices::run()
         }
-        Cmd::Mine(args) => mine(args),
+        Cmd::Mine(args) => mine(*args),
         Cmd::VerifyBlock { files, chain, threads, no_schnorr_batch, all_scripts, json } => {
             logger::init(Level::Info);
             let threads = threads.into();

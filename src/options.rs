@@ -8,12 +8,14 @@
 use std::path::Path;
 use std::time::Duration;
 
+use kiln_gbt::{Auth, Dialect, Endpoint};
 use kiln_hash::{Backend, BackendKind};
+use kiln_miner::source::solo::{SoloConfig, SoloOptions};
 use kiln_miner::source::stratum::{ClientOptions, PoolConfig, PoolUrl};
 use kiln_miner::{JobSource, MinerConfig};
 use kiln_scan::gpu::{GpuScannerOptions, GpuSelection};
 
-use crate::cli::{Level, MineArgs};
+use crate::cli::{Level, MineArgs, SoloArgs};
 
 /// A usage error: bad arguments or config, exit status 2.
 #[derive(Debug)]
@@ -46,6 +48,15 @@ pub struct ConfigFile {
     pub no_version_rolling: Option<bool>,
     pub status_interval: Option<u64>,
     pub duration: Option<u64>,
+    pub solo: Option<bool>,
+    pub rpc: Option<String>,
+    pub rpc_cookie: Option<std::path::PathBuf>,
+    pub rpc_user: Option<String>,
+    pub rpc_pass: Option<String>,
+    pub datadir: Option<std::path::PathBuf>,
+    pub coinbase_addr: Option<String>,
+    pub coinbase_tag: Option<String>,
+    pub rpc_proposal: Option<bool>,
 }
 
 #[derive(serde::Deserialize, Debug)]
@@ -125,6 +136,19 @@ fn parse_api(s: &str) -> Result<std::net::SocketAddr, UsageError> {
 /// # Errors
 /// Any key that does not validate, named.
 pub fn mine_options(a: MineArgs, file: ConfigFile) -> Result<MineOptions, UsageError> {
+    let source = if a.solo.solo || file.solo == Some(true) {
+        if !a.urls.is_empty() {
+            return Err(usage("--solo mines for a node; it cannot be combined with -o/--url"));
+        }
+        JobSource::Solo(solo_config(&a.solo, &file)?)
+    } else {
+        stratum_source(&a, &file)?
+    };
+    mine_rest(a, file, source)
+}
+
+/// Pools from the command line, else from the file.
+fn stratum_source(a: &MineArgs, file: &ConfigFile) -> Result<JobSource, UsageError> {
     let mut pools = Vec::new();
     if a.urls.is_empty() {
         for p in &file.pool {
@@ -139,8 +163,75 @@ pub fn mine_options(a: MineArgs, file: ConfigFile) -> Result<MineOptions, UsageE
         }
     }
     if pools.is_empty() {
-        return Err(usage("no pool given: use -o stratum+tcp://HOST:PORT -u USER -p PASS (or [[pool]] in --config)"));
+        return Err(usage(
+            "no pool given: use -o stratum+tcp://HOST:PORT -u USER -p PASS (or [[pool]] in --config), \
+             or --solo --coinbase-addr ADDR for your own node",
+        ));
     }
+    let mut client = ClientOptions {
+        suggest_difficulty: a.suggest_difficulty.or(file.suggest_difficulty),
+        ..ClientOptions::default()
+    };
+    if a.no_version_rolling || file.no_version_rolling == Some(true) {
+        client.version_rolling = None;
+    }
+    Ok(JobSource::Stratum { pools, client })
+}
+
+/// `--solo` and its keys, validated as far as possible without the node.
+fn solo_config(a: &SoloArgs, file: &ConfigFile) -> Result<SoloConfig, UsageError> {
+    let rpc = a.rpc.as_deref().or(file.rpc.as_deref()).unwrap_or("http://127.0.0.1:8332");
+    let endpoint: Endpoint = rpc.parse().map_err(|e| usage(format!("--rpc: {e}")))?;
+    let user = a.rpc_user.clone().or_else(|| file.rpc_user.clone());
+    let pass = a.rpc_pass.clone().or_else(|| file.rpc_pass.clone());
+    let cookie = a.rpc_cookie.clone().or_else(|| file.rpc_cookie.clone());
+    let auth = match (user, pass, cookie) {
+        (Some(_), _, Some(_)) => return Err(usage("give either --rpc-cookie or --rpc-user/--rpc-pass, not both")),
+        (Some(user), Some(pass), None) => Auth::UserPass { user, pass },
+        (Some(_), None, None) | (None, Some(_), None) => {
+            return Err(usage("--rpc-user and --rpc-pass go together"));
+        }
+        (None, _, Some(path)) => Auth::Cookie(path),
+        (None, None, None) => {
+            let network = kiln_gbt::chain::network_of_port(endpoint.port).ok_or_else(|| {
+                usage(format!(
+                    "cannot tell the node's chain from port {} for its cookie file: give --rpc-cookie FILE \
+                     or --rpc-user/--rpc-pass",
+                    endpoint.port
+                ))
+            })?;
+            let datadir = a
+                .datadir
+                .clone()
+                .or_else(|| file.datadir.clone())
+                .or_else(kiln_gbt::chain::default_datadir)
+                .ok_or_else(|| usage("no HOME to find ~/.bitcoin in: give --datadir or --rpc-cookie"))?;
+            Auth::Cookie(kiln_gbt::chain::cookie_path(&datadir, network))
+        }
+    };
+    let address = a
+        .coinbase_addr
+        .clone()
+        .or_else(|| file.coinbase_addr.clone())
+        .ok_or_else(|| usage("--solo needs --coinbase-addr ADDR: where the block reward goes"))?;
+    kiln_gbt::chain::check_address_syntax(&address).map_err(|e| usage(format!("--coinbase-addr: {e}")))?;
+    let tag = a.coinbase_tag.clone().or_else(|| file.coinbase_tag.clone()).unwrap_or_else(|| "/kiln/".into());
+    if tag.len() > 40 {
+        return Err(usage(format!("--coinbase-tag is {} bytes; at most 40 fit in a coinbase", tag.len())));
+    }
+    Ok(SoloConfig {
+        endpoint,
+        auth,
+        address,
+        tag: tag.into_bytes(),
+        dialect: Dialect::default(),
+        proposal: a.rpc_proposal || file.rpc_proposal == Some(true),
+        opts: SoloOptions::default(),
+    })
+}
+
+/// The rest of `kiln mine`'s options, given a job source.
+fn mine_rest(a: MineArgs, file: ConfigFile, source: JobSource) -> Result<MineOptions, UsageError> {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let backend = cpu_backend(a.backend.as_deref().or(file.backend.as_deref()))?;
     let gpu = match a.gpu.gpu {
@@ -154,22 +245,16 @@ pub fn mine_options(a: MineArgs, file: ConfigFile) -> Result<MineOptions, UsageE
         return Err(usage(format!("gpu-intensity must be 10..=32, got {n}")));
     }
     let api = a.api.as_deref().or(file.api.as_deref()).map(parse_api).transpose()?;
-    let mut client = ClientOptions {
-        suggest_difficulty: a.suggest_difficulty.or(file.suggest_difficulty),
-        ..ClientOptions::default()
-    };
-    if a.no_version_rolling || file.no_version_rolling == Some(true) {
-        client.version_rolling = None;
-    }
     let status_interval = a.status_interval.or(file.status_interval).unwrap_or(10).max(1);
     Ok(MineOptions {
         miner: MinerConfig {
-            source: JobSource::Stratum { pools, client },
+            source,
             cpu_threads: a.cpu_threads.or(file.cpu_threads).unwrap_or(cores),
             backend,
             gpu,
             gpu_options: GpuScannerOptions { intensity: gpu_intensity, ..Default::default() },
             api,
+            max_solutions_per_second: None,
         },
         log_level: a.log_level.or(file.log_level).unwrap_or(Level::Info),
         status_interval: Duration::from_secs(status_interval),
@@ -207,7 +292,7 @@ pass = "file-pass"
         let mut argv = vec!["kiln", "mine"];
         argv.extend_from_slice(extra);
         match Cli::try_parse_from(argv).expect("parses").command {
-            Cmd::Mine(a) => a,
+            Cmd::Mine(a) => *a,
             _ => unreachable!(),
         }
     }
@@ -217,8 +302,10 @@ pass = "file-pass"
     }
 
     fn stratum(o: &MineOptions) -> (&[PoolConfig], &ClientOptions) {
-        let JobSource::Stratum { pools, client } = &o.miner.source;
-        (pools, client)
+        match &o.miner.source {
+            JobSource::Stratum { pools, client } => (pools, client),
+            other => panic!("not a pool source: {other:?}"),
+        }
     }
 
     #[test]

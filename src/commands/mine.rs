@@ -19,6 +19,7 @@ pub fn run(o: MineOptions) -> AnyResult<ExitCode> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&signalled))?;
     }
+    let solo = matches!(o.miner.source, kiln_miner::JobSource::Solo(_));
     let miner = Miner::start(o.miner)?;
     let started = Instant::now();
     let mut last_status = started;
@@ -37,13 +38,18 @@ pub fn run(o: MineOptions) -> AnyResult<ExitCode> {
             let s = stats.snapshot();
             let per: Vec<String> =
                 s.scanners.iter().map(|sc| format!("{} {:.2} MH/s", sc.name, sc.hashrate / 1e6)).collect();
+            // Solo: blocks found / accepted / rejected by the node; a pool:
+            // shares accepted / rejected.
+            let counts = if solo {
+                format!("blocks {} A {} R {}", s.blocks, s.blocks_accepted, s.blocks_rejected)
+            } else {
+                format!("A {} R {}", s.accepted, s.rejected)
+            };
             log::info!(
-                "{} | {:.2} MH/s (1m {:.2}) | A {} R {} S {} HW {} lost {} | diff {} | {} ({})",
+                "{} | {:.2} MH/s (1m {:.2}) | {counts} S {} HW {} lost {} | diff {} | {} ({})",
                 per.join(", "),
                 s.hashrate / 1e6,
                 s.hashrate_1m / 1e6,
-                s.accepted,
-                s.rejected,
                 s.stale,
                 s.hw_errors,
                 s.lost,
@@ -56,8 +62,22 @@ pub fn run(o: MineOptions) -> AnyResult<ExitCode> {
     // Hash rates before the scanners stop; share counts after the source
     // has stopped (answers to the last shares included).
     let rates = stats.snapshot();
+    let failure = miner.failure();
     miner.stop();
     let s = stats.snapshot();
+    let ms = |m: Option<f64>| m.map_or_else(|| "-".to_string(), |v| format!("{v:.2} ms"));
+    if solo {
+        log::info!(
+            "blocks: found {}, accepted {}, rejected {}; median template→hashing {} ({} samples), found→submitted {} ({})",
+            s.blocks,
+            s.blocks_accepted,
+            s.blocks_rejected,
+            ms(s.job_switch_ms_median),
+            s.job_switch_samples,
+            ms(s.submit_ms_median),
+            s.submit_samples
+        );
+    }
     log::info!(
         "summary: {:.1} s, accepted {}, rejected {}, stale {}, hardware errors {}, lost {}, {:.2} MH/s (1m {:.2})",
         started.elapsed().as_secs_f64(),
@@ -69,5 +89,9 @@ pub fn run(o: MineOptions) -> AnyResult<ExitCode> {
         rates.hashrate / 1e6,
         rates.hashrate_1m / 1e6
     );
+    if let Some(why) = failure {
+        eprintln!("error: {why}");
+        return Ok(ExitCode::from(2));
+    }
     Ok(ExitCode::SUCCESS)
 }

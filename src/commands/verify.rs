@@ -22,8 +22,7 @@ pub fn run_verify_block(
     let b = kiln_validate::read_block(&files.block)?;
     let inputs: usize = b.txdata.iter().skip(1).map(|t| t.input.len()).sum();
     let p = kiln_validate::read_spent_for(&files.prevouts, inputs)?;
-    let bip34 = (b.header.version.to_consensus() >= 2).then(|| b.bip34_block_height().ok()).flatten();
-    let height = chain.height.or(bip34.and_then(|h| u32::try_from(h).ok()));
+    let height = chain.height.or(kiln_validate::block::coinbase_height(&b));
     let headers = match (&chain.headers, height) {
         (Some(path), Some(h)) => Some(HeaderTimes::read(path, &b, h)?),
         (Some(_), None) => return Err("--headers needs the block's height (--height for a block without BIP34)".into()),

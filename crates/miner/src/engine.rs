@@ -97,6 +97,9 @@ pub struct Solution {
     pub hash: BlockHash,
     /// The hash also meets the network target: a block.
     pub is_block: bool,
+    /// When the engine received it from the scanner (for the found-to-
+    /// submitted latency).
+    pub found_at: Instant,
 }
 
 /// What identifies a solution for duplicate filtering.
@@ -295,7 +298,9 @@ impl Engine {
                     self.seen.clear();
                 }
                 self.stats.set_difficulty(job.share_target.difficulty().0);
+                let id = job.job_id.clone();
                 self.start_job(Arc::new(job));
+                self.stats.job_switched(&id);
                 Some(t.elapsed())
             }
             SourceEvent::Subscribed { extranonce1 } => {
@@ -443,6 +448,7 @@ impl Engine {
                     header,
                     hash,
                     is_block,
+                    found_at: Instant::now(),
                 };
                 match self.solutions.try_send(solution) {
                     Ok(()) => (self.wake)(),

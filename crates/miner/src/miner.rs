@@ -14,6 +14,7 @@ use kiln_scan::gpu::{self, GpuScanner, GpuScannerOptions, GpuSelection, KernelOp
 use kiln_scan::selfcheck::{SelfCheckError, self_check, self_check_gpu};
 
 use crate::engine::Engine;
+use crate::source::solo::{SoloConfig, SoloError, SoloSource};
 use crate::source::stratum::{Client, ClientOptions, PoolConfig};
 use crate::stats::Stats;
 
@@ -22,6 +23,8 @@ use crate::stats::Stats;
 pub enum JobSource {
     /// Stratum V1 pools in priority order (the first is the primary).
     Stratum { pools: Vec<PoolConfig>, client: ClientOptions },
+    /// Bitcoin Core's getblocktemplate/submitblock: blocks for one's own node.
+    Solo(SoloConfig),
 }
 
 /// Everything `kiln mine` was asked to do, validated.
@@ -35,6 +38,10 @@ pub struct MinerConfig {
     pub gpu_options: GpuScannerOptions,
     /// Serve the monitoring endpoint here (read-only).
     pub api: Option<std::net::SocketAddr>,
+    /// The share floor per scanner (see [`crate::engine::MAX_SHARES_PER_SECOND`],
+    /// the default). On regtest, where nearly every hash is a block, it is
+    /// also the most blocks a scanner finds per second.
+    pub max_solutions_per_second: Option<f64>,
 }
 
 /// A running miner.
@@ -44,6 +51,9 @@ pub struct Miner {
     threads: Vec<JoinHandle<()>>,
     /// The address the API actually bound (port 0 resolved).
     pub api_addr: Option<std::net::SocketAddr>,
+    /// Why the job source gave up, when it did (e.g. the node refused the
+    /// credentials mid-run).
+    fatal: Option<Arc<std::sync::Mutex<Option<String>>>>,
 }
 
 /// Why a miner could not start.
@@ -58,6 +68,8 @@ pub enum MinerError {
     Gpu(#[from] gpu::GpuError),
     #[error("{0}; refusing to mine with a wrong kernel")]
     SelfCheck(#[from] SelfCheckError),
+    #[error(transparent)]
+    Solo(#[from] SoloError),
     #[error("{what}: {source}")]
     Io { what: &'static str, source: std::io::Error },
 }
@@ -68,9 +80,22 @@ impl Miner {
     /// # Errors
     /// See [`MinerError`].
     pub fn start(cfg: MinerConfig) -> Result<Self, MinerError> {
-        let JobSource::Stratum { pools, client: client_opts } = cfg.source;
-        if pools.is_empty() {
+        if let JobSource::Stratum { pools, .. } = &cfg.source
+            && pools.is_empty()
+        {
             return Err(MinerError::NoPool);
+        }
+        if let JobSource::Solo(solo) = &cfg.source {
+            // Credentials and the payout address's network are checked
+            // before any thread starts, so a typo is exit 2 at once. A node
+            // that is not up yet is waited for.
+            match crate::source::solo::probe(solo, std::time::Duration::from_secs(10)) {
+                Ok(_) => {}
+                Err(SoloError::Rpc { endpoint, source }) if source.is_transient() => {
+                    log::warn!("{endpoint}: {source}; mining starts when the node answers");
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         let stats = Arc::new(Stats::new());
         let stop = Arc::new(AtomicBool::new(false));
@@ -105,10 +130,22 @@ impl Miner {
             log::info!("scanner {}", s.label());
         }
 
-        let client = Client::new(pools, client_opts, source_tx, solution_rx, Arc::clone(&stats), Arc::clone(&stop))
-            .map_err(|source| MinerError::Io { what: "creating the network poll", source })?;
-        let waker = client.waker();
-        let engine = Engine::new(
+        let poll_err = |source| MinerError::Io { what: "creating the network poll", source };
+        let (net, waker, fatal): (Box<dyn FnOnce() + Send>, _, _) = match cfg.source {
+            JobSource::Stratum { pools, client: opts } => {
+                let client = Client::new(pools, opts, source_tx, solution_rx, Arc::clone(&stats), Arc::clone(&stop))
+                    .map_err(poll_err)?;
+                let waker = client.waker();
+                (Box::new(move || client.run()), waker, None)
+            }
+            JobSource::Solo(solo) => {
+                let source = SoloSource::new(solo, source_tx, solution_rx, Arc::clone(&stats), Arc::clone(&stop))
+                    .map_err(poll_err)?;
+                let (waker, fatal) = (source.waker(), source.fatal_slot());
+                (Box::new(move || source.run()), waker, Some(fatal))
+            }
+        };
+        let mut engine = Engine::new(
             scanners,
             Arc::clone(&stats),
             solution_tx,
@@ -116,9 +153,12 @@ impl Miner {
                 let _ = waker.wake();
             }),
         );
+        if let Some(cap) = cfg.max_solutions_per_second {
+            engine.set_share_rate_cap(Some(cap));
+        }
         let mut threads = vec![
             std::thread::Builder::new().name("kiln-engine".into()).spawn(move || engine.run(source_rx, scan_rx)),
-            std::thread::Builder::new().name("kiln-net".into()).spawn(move || client.run()),
+            std::thread::Builder::new().name("kiln-net".into()).spawn(net),
         ]
         .into_iter()
         .collect::<Result<Vec<_>, _>>()
@@ -132,11 +172,16 @@ impl Miner {
             api_addr = Some(bound);
             threads.push(handle);
         }
-        Ok(Miner { stop, stats, threads, api_addr })
+        Ok(Miner { stop, stats, threads, api_addr, fatal })
     }
 
     pub fn stats(&self) -> Arc<Stats> {
         Arc::clone(&self.stats)
+    }
+
+    /// Why the job source stopped by itself, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.fatal.as_ref().and_then(|f| f.lock().ok().and_then(|g| g.clone()))
     }
 
     pub fn is_running(&self) -> bool {

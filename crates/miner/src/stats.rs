@@ -38,6 +38,29 @@ struct Inner {
     pool_state: String,
     difficulty: f64,
     pools: Vec<PoolStatus>,
+    /// Jobs the source handed over, not yet on every scanner: (id, when).
+    jobs_in_flight: VecDeque<(String, Instant)>,
+    /// Job received → every scanner on it, newest last.
+    switch_latencies: VecDeque<Duration>,
+    /// Solution found → sent to the pool or node, newest last.
+    submit_latencies: VecDeque<Duration>,
+}
+
+/// Latency samples kept for the medians.
+const LATENCY_SAMPLES: usize = 256;
+
+fn push_sample(ring: &mut VecDeque<Duration>, d: Duration) {
+    if ring.len() == LATENCY_SAMPLES {
+        ring.pop_front();
+    }
+    ring.push_back(d);
+}
+
+/// Median in milliseconds, `None` without samples.
+fn median_ms(ring: &VecDeque<Duration>) -> Option<f64> {
+    let mut v: Vec<f64> = ring.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    v.sort_by(f64::total_cmp);
+    (!v.is_empty()).then(|| if v.len() % 2 == 1 { v[v.len() / 2] } else { (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0 })
 }
 
 /// One configured pool, as shown by the API.
@@ -78,6 +101,13 @@ pub struct Snapshot {
     pub hashrate: f64,
     pub hashrate_1m: f64,
     pub pools: Vec<PoolStatus>,
+    /// Median time from a job's arrival (a notify, a template answer) to
+    /// every scanner hashing it, over the last 256 jobs.
+    pub job_switch_ms_median: Option<f64>,
+    pub job_switch_samples: usize,
+    /// Median time from a solution's discovery to its submission.
+    pub submit_ms_median: Option<f64>,
+    pub submit_samples: usize,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -161,6 +191,30 @@ impl Stats {
         *self.lock().rejects.entry(reason.to_string()).or_insert(0) += 1;
     }
 
+    /// A source received job `id` now (latency measurement starts).
+    pub fn job_received(&self, id: &str, at: Instant) {
+        let mut g = self.lock();
+        if g.jobs_in_flight.len() >= 16 {
+            g.jobs_in_flight.pop_front();
+        }
+        g.jobs_in_flight.push_back((id.to_string(), at));
+    }
+
+    /// Every scanner is on job `id` (the engine's side of [`Stats::job_received`]).
+    pub fn job_switched(&self, id: &str) {
+        let mut g = self.lock();
+        if let Some(i) = g.jobs_in_flight.iter().position(|(j, _)| j == id) {
+            let (_, at) = g.jobs_in_flight.remove(i).expect("index from position");
+            push_sample(&mut g.switch_latencies, at.elapsed());
+            g.jobs_in_flight.drain(..i); // older ones were coalesced away
+        }
+    }
+
+    /// A solution found at `found_at` was just sent.
+    pub fn submitted(&self, found_at: Instant) {
+        push_sample(&mut self.lock().submit_latencies, found_at.elapsed());
+    }
+
     /// Records each scanner's hash counter (called twice a second).
     pub fn record_hashes(&self, hashes: &[u64]) {
         let mut g = self.lock();
@@ -217,6 +271,10 @@ impl Stats {
             hashrate_1m: scanners.iter().map(|s| s.hashrate_1m).sum(),
             scanners,
             pools: g.pools.clone(),
+            job_switch_ms_median: median_ms(&g.switch_latencies),
+            job_switch_samples: g.switch_latencies.len(),
+            submit_ms_median: median_ms(&g.submit_latencies),
+            submit_samples: g.submit_latencies.len(),
         }
     }
 }

@@ -292,6 +292,10 @@ pub struct Node {
     p2p_addr: Option<SocketAddr>,
     ports: Vec<u16>,
     stop_timeout: Duration,
+    /// What the node was started with, for [`Node::restart`].
+    args: Vec<String>,
+    auth: Auth,
+    start_timeout: Duration,
 }
 
 impl fmt::Debug for Node {
@@ -397,12 +401,7 @@ impl Node {
         };
         args.extend(opts.extra_args.iter().cloned());
 
-        let console = datadir.join("console.log");
-        let spawn = fs::File::create(&console).and_then(|out| {
-            let err = out.try_clone()?;
-            Command::new(bin).args(&args).stdin(Stdio::null()).stdout(Stdio::from(out)).stderr(Stdio::from(err)).spawn()
-        });
-        let child = match spawn {
+        let child = match spawn_bitcoind(bin, &args, &datadir) {
             Ok(c) => c,
             Err(error) => {
                 release_ports(&ports);
@@ -420,9 +419,39 @@ impl Node {
             p2p_addr,
             ports,
             stop_timeout: opts.stop_timeout,
+            args,
+            auth: opts.auth.clone(),
+            start_timeout: opts.start_timeout,
         };
         // From here on an early return drops `node`, which kills the process
         // and removes the data directory.
+        node.wait_ready()?;
+        release_ports(&node.ports); // bound by bitcoind now; the OS will not hand them out
+        Ok(node)
+    }
+
+    /// Stops the node (cleanly), waits `down_for`, and starts it again on the
+    /// same data directory and ports: a node restart as a user sees one.
+    ///
+    /// # Errors
+    /// The node does not come back.
+    pub fn restart(&mut self, down_for: Duration) -> Result<(), NodeError> {
+        self.shut_down();
+        self.up = false;
+        std::thread::sleep(down_for);
+        let child = spawn_bitcoind(&self.bitcoind, &self.args, &self.datadir)
+            .map_err(|error| NodeError::Spawn { path: self.bitcoind.clone(), error })?;
+        self.child = Some(child);
+        self.wait_ready().map_err(|f| match f {
+            StartFailure::PortsBusy(log_tail) => NodeError::PortsBusy { attempts: 1, log_tail },
+            StartFailure::Other(e) => e,
+        })
+    }
+
+    /// Waits until the RPC server answers as a regtest node.
+    fn wait_ready(&mut self) -> Result<(), StartFailure> {
+        let node = self;
+        let rpc_addr = node.rpc_addr;
         let started = Instant::now();
         let mut last_error = String::from("no attempt yet");
         loop {
@@ -435,14 +464,14 @@ impl Node {
                     StartFailure::Other(NodeError::Exited { status: status.to_string(), log_tail: tail })
                 });
             }
-            if started.elapsed() > opts.start_timeout {
+            if started.elapsed() > node.start_timeout {
                 return Err(StartFailure::Other(NodeError::Timeout {
-                    waited: opts.start_timeout,
+                    waited: node.start_timeout,
                     last_error,
                     log_tail: node.log_tail(4000),
                 }));
             }
-            if opts.auth == Auth::Cookie {
+            if node.auth == Auth::Cookie {
                 match fs::read_to_string(node.cookie_path()) {
                     Ok(c) => {
                         let (u, p) = c.trim().split_once(':').unwrap_or(("", ""));
@@ -478,8 +507,7 @@ impl Node {
             std::thread::sleep(Duration::from_millis(50));
         }
         node.up = true;
-        release_ports(&node.ports); // bound by bitcoind now; the OS will not hand them out
-        Ok(node)
+        Ok(())
     }
 
     /// Calls an RPC method; `params` is a JSON array or object (`Value::Null` = none).
@@ -571,6 +599,13 @@ impl Node {
         }
         let _ = child.wait();
     }
+}
+
+/// Starts `bitcoind` with its output appended to `<datadir>/console.log`.
+fn spawn_bitcoind(bin: &Path, args: &[String], datadir: &Path) -> std::io::Result<Child> {
+    let out = fs::OpenOptions::new().create(true).append(true).open(datadir.join("console.log"))?;
+    let err = out.try_clone()?;
+    Command::new(bin).args(args).stdin(Stdio::null()).stdout(Stdio::from(out)).stderr(Stdio::from(err)).spawn()
 }
 
 enum StartFailure {

@@ -127,6 +127,16 @@ impl TxHashes {
     }
 }
 
+/// The height a version 2+ block's coinbase states (BIP34), read as Core
+/// requires it to be written; `None` for version 1 or no such push.
+pub fn coinbase_height(block: &Block) -> Option<u32> {
+    if block.header.version.to_consensus() < 2 {
+        return None;
+    }
+    let input = block.txdata.first()?.input.first()?;
+    crate::rules::bip34_height(input.script_sig.as_bytes())
+}
+
 /// The largest target a network allows (its `powLimit`).
 pub fn pow_limit(network: Network) -> CompactTarget {
     CompactTarget(match network {
@@ -162,9 +172,10 @@ pub fn check_block_with(block: &Block, network: Network, hashes: &TxHashes) -> B
     let bip34 = if block.header.version.to_consensus() < 2 {
         Bip34::NotApplicable
     } else {
-        match block.bip34_block_height() {
-            Ok(h) => Bip34::Height(h),
-            Err(e) => Bip34::Malformed(e.to_string()),
+        let script_sig = block.txdata.first().and_then(|tx| tx.input.first()).map(|i| i.script_sig.as_bytes());
+        match script_sig.and_then(crate::rules::bip34_height) {
+            Some(h) => Bip34::Height(u64::from(h)),
+            None => Bip34::Malformed("the coinbase does not begin with its height as BIP34 pushes it".into()),
         }
     };
     BlockChecks {

@@ -602,7 +602,7 @@ pub fn split_prevouts<'a>(block: &Block, prevouts: &'a [TxOut]) -> Vec<&'a [TxOu
 /// want the checks rather than a report (benchmarks, tests);
 /// [`super::validate`] runs the same steps inside the whole pipeline.
 pub fn extract_all(block: &Block, per_tx: &[&[TxOut]]) -> Vec<InputCheck> {
-    let height = block.bip34_block_height().ok();
+    let height = crate::block::coinbase_height(block).map(u64::from);
     extract_block(block, per_tx, flags_for(height), &KeyCache::for_block(block, per_tx))
 }
 

@@ -286,10 +286,7 @@ fn validate_in_pool(
     let t0 = Instant::now();
     // The height decides the script flags, so it comes first (BIP34 is a
     // parse of the coinbase, no hashing).
-    let bip34 = (block.header.version.to_consensus() >= 2)
-        .then(|| block.bip34_block_height().ok())
-        .flatten()
-        .and_then(|h| u32::try_from(h).ok());
+    let bip34 = crate::block::coinbase_height(block);
     // A height from the caller (the chain) is the truth: a coinbase that
     // states another one is `bad-cb-height`, reported by the rules. Without
     // one, the coinbase's own claim is all there is, and the report says so.

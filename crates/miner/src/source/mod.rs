@@ -2,4 +2,5 @@
 //! for the engine, and turns the engine's [`crate::Solution`]s into what its
 //! protocol submits.
 
+pub mod solo;
 pub mod stratum;

@@ -741,6 +741,7 @@ impl Client {
                             resume.session_id = session_id;
                             resume.extranonce1 = Some(extranonce1.clone());
                             if let Some(job) = newest.take() {
+                                self.stats.job_received(&job.job_id, Instant::now());
                                 let _ = self.engine.send(SourceEvent::Job(job));
                             }
                             let _ = self.engine.send(SourceEvent::Subscribed { extranonce1 });
@@ -813,6 +814,7 @@ impl Client {
                         job.clean_jobs,
                         session.difficulty()
                     );
+                    self.stats.job_received(&job.job_id, Instant::now());
                     let _ = self.engine.send(SourceEvent::Job(job));
                 }
                 if eof {

@@ -33,7 +33,7 @@ use bitcoin::{Block, OutPoint, Transaction, TxOut, Txid, Wtxid};
 use serde::Serialize;
 
 pub use params::{COIN, Deployments, MAX_MONEY, Network, block_subsidy, flags, script_flags};
-pub use script::{bip34_prefix, input_sigop_cost, legacy_sigops, sigop_count};
+pub use script::{bip34_height, bip34_prefix, input_sigop_cost, legacy_sigops, sigop_count};
 
 /// Core's reject reasons for the rules this crate checks.
 pub mod reason {

@@ -183,6 +183,33 @@ pub fn input_sigop_cost(script_sig: &[u8], witness: &Witness, prevout: &TxOut, f
 /// start of the coinbase scriptSig: `OP_0` for 0, `OP_1..OP_16` for 1..=16,
 /// otherwise a minimal little-endian `CScriptNum` with a one-byte length.
 /// Returns the bytes in a fixed buffer and the used length.
+/// The height a coinbase scriptSig states the way BIP34 requires it (the
+/// exact bytes of [`bip34_prefix`]), or `None` when it does not begin with
+/// such a push. rust-bitcoin's `Block::bip34_block_height` reads only data
+/// pushes, so it misses the `OP_1..OP_16` of heights 1 to 16 (every young
+/// regtest chain).
+pub fn bip34_height(script_sig: &[u8]) -> Option<u32> {
+    let first = *script_sig.first()?;
+    let candidate = match first {
+        0 => 0,
+        op if (OP_1..OP_1 + 16).contains(&op) => u32::from(op - OP_1 + 1),
+        len @ 1..=5 => {
+            let bytes = script_sig.get(1..1 + len as usize)?;
+            if bytes.last().is_some_and(|b| b & 0x80 != 0) && len < 5 {
+                return None; // negative
+            }
+            let mut v = 0u64;
+            for (i, b) in bytes.iter().enumerate() {
+                v |= u64::from(*b) << (8 * i);
+            }
+            u32::try_from(v).ok()?
+        }
+        _ => return None,
+    };
+    let (prefix, n) = bip34_prefix(candidate);
+    script_sig.starts_with(&prefix[..n]).then_some(candidate)
+}
+
 pub fn bip34_prefix(height: u32) -> ([u8; 6], usize) {
     let mut out = [0u8; 6];
     match height {
@@ -264,5 +291,26 @@ mod tests {
         assert_eq!(enc(227_931), vec![0x03, 0x5b, 0x7a, 0x03]);
         assert_eq!(enc(866_342), vec![0x03, 0x26, 0x38, 0x0d]);
         assert_eq!(enc(u32::MAX), vec![0x05, 0xff, 0xff, 0xff, 0xff, 0x00]);
+    }
+}
+
+#[cfg(test)]
+mod bip34_tests {
+    use super::*;
+
+    #[test]
+    fn heights_round_trip_through_the_prefix() {
+        for h in [0, 1, 16, 17, 127, 128, 255, 256, 32_767, 32_768, 866_342, 8_388_607, 8_388_608, u32::MAX] {
+            let (p, n) = bip34_prefix(h);
+            let mut script = p[..n].to_vec();
+            script.extend_from_slice(b"\x0cextranonce..");
+            assert_eq!(bip34_height(&script), Some(h), "height {h}");
+        }
+        // Non-minimal or negative encodings are not BIP34 heights.
+        assert_eq!(bip34_height(&[0x01, 0x01]), None, "1 must be OP_1");
+        assert_eq!(bip34_height(&[0x02, 0x05, 0x00]), None, "5 with a needless zero byte");
+        assert_eq!(bip34_height(&[0x01, 0x80]), None);
+        assert_eq!(bip34_height(&[]), None);
+        assert_eq!(bip34_height(&[0x03, 0x26, 0x38]), None, "truncated");
     }
 }
