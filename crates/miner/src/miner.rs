@@ -33,8 +33,10 @@ pub struct MinerConfig {
     pub backend: Backend,
     pub gpu: GpuSelection,
     pub gpu_options: GpuScannerOptions,
-    /// Serve the monitoring endpoint here (read-only).
+    /// Serve the monitoring endpoint and dashboard here (read-only).
     pub api: Option<std::net::SocketAddr>,
+    /// Serve cgminer's RPC API here (read-only).
+    pub cgminer_api: Option<std::net::SocketAddr>,
 }
 
 /// A running miner.
@@ -44,6 +46,8 @@ pub struct Miner {
     threads: Vec<JoinHandle<()>>,
     /// The address the API actually bound (port 0 resolved).
     pub api_addr: Option<std::net::SocketAddr>,
+    /// The address the cgminer API actually bound.
+    pub cgminer_addr: Option<std::net::SocketAddr>,
 }
 
 /// Why a miner could not start.
@@ -127,12 +131,27 @@ impl Miner {
         let mut api_addr = None;
         if let Some(addr) = cfg.api {
             let (handle, bound) = crate::api::serve(addr, Arc::clone(&stats), Arc::clone(&stop))
-                .map_err(|source| MinerError::Io { what: "binding the API address", source })?;
-            log::info!("monitoring API (read-only) on http://{bound}/");
+                .map_err(|source| {
+                    // The threads already started must not outlive the error.
+                    stop.store(true, Ordering::Release);
+                    MinerError::Io { what: "binding the API address", source }
+                })?;
+            log::info!("monitoring API (read-only) and dashboard on http://{bound}/");
             api_addr = Some(bound);
             threads.push(handle);
         }
-        Ok(Miner { stop, stats, threads, api_addr })
+        let mut cgminer_addr = None;
+        if let Some(addr) = cfg.cgminer_api {
+            let (handle, bound) = crate::cgminer::serve(addr, Arc::clone(&stats), Arc::clone(&stop))
+                .map_err(|source| {
+                    stop.store(true, Ordering::Release);
+                    MinerError::Io { what: "binding the cgminer API address", source }
+                })?;
+            log::info!("cgminer API (read-only) on {bound}");
+            cgminer_addr = Some(bound);
+            threads.push(handle);
+        }
+        Ok(Miner { stop, stats, threads, api_addr, cgminer_addr })
     }
 
     pub fn stats(&self) -> Arc<Stats> {

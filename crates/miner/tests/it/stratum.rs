@@ -226,6 +226,7 @@ pub fn miner_config(urls: &[String]) -> MinerConfig {
         gpu: GpuSelection::Off,
         gpu_options: GpuScannerOptions::default(),
         api: None,
+        cgminer_api: None,
     }
 }
 
