@@ -1,7 +1,10 @@
 //! kiln-miner integration tests: the engine, the Stratum session and client
 //! against the loopback test pool (TCP and TLS), hostile pools and API
-//! clients, GPU mining through the miner.
+//! clients, GPU mining through the miner, the dashboard in headless Chromium,
+//! the cgminer API with a client written from cgminer's documentation.
 
+mod cgminer;
+mod dashboard;
 mod gpu;
 mod hostile;
 mod logcap;
