@@ -160,12 +160,8 @@ pub fn mine_options(a: MineArgs, file: ConfigFile) -> Result<MineOptions, UsageE
         return Err(usage(format!("gpu-intensity must be 10..=32, got {n}")));
     }
     let api = a.api.as_deref().or(file.api.as_deref()).map(parse_api).transpose()?;
-    let cgminer_api = a
-        .api_cgminer
-        .as_deref()
-        .or(file.api_cgminer.as_deref())
-        .map(|s| parse_listen("api-cgminer", s))
-        .transpose()?;
+    let cgminer_api =
+        a.api_cgminer.as_deref().or(file.api_cgminer.as_deref()).map(|s| parse_listen("api-cgminer", s)).transpose()?;
     let mut client = ClientOptions {
         suggest_difficulty: a.suggest_difficulty.or(file.suggest_difficulty),
         ..ClientOptions::default()

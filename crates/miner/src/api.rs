@@ -18,8 +18,8 @@ use std::sync::atomic::AtomicBool;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-pub use crate::serve::{MAX_CONNECTIONS, REQUEST_DEADLINE};
 use crate::serve::{End, read_request};
+pub use crate::serve::{MAX_CONNECTIONS, REQUEST_DEADLINE};
 use crate::stats::Stats;
 
 /// Longest request head read.
@@ -154,6 +154,13 @@ pub fn prometheus(s: &crate::stats::Snapshot) -> String {
         vec![(String::new(), s.blocks as f64)],
     );
     metric("pool_difficulty", "gauge", "Current share difficulty.", vec![(String::new(), s.difficulty)]);
+    metric(
+        "best_share_difficulty",
+        "gauge",
+        "Highest share difficulty found (DIFF1 / hash).",
+        vec![(String::new(), s.best_share)],
+    );
+    metric("jobs_total", "counter", "Jobs received from the source.", vec![(String::new(), s.jobs as f64)]);
     metric(
         "hashrate_hashes_per_second",
         "gauge",

@@ -158,7 +158,11 @@ pub(crate) fn answer(buf: &[u8], end: End, snap: &Snapshot, when: u64) -> String
         };
     }
     let Ok(text) = std::str::from_utf8(buf) else {
-        return if json { error(code::INVJSON, "Invalid JSON".into()) } else { error(code::INVCMD, "Invalid command".into()) };
+        return if json {
+            error(code::INVJSON, "Invalid JSON".into())
+        } else {
+            error(code::INVCMD, "Invalid command".into())
+        };
     };
     let text = text.trim_matches(|c: char| c == '\0' || c.is_ascii_whitespace());
     let command = if json {
@@ -493,7 +497,7 @@ impl Reply {
         if json {
             let _ = write!(out, "{{\"STATUS\":[{}]", json_rec(&self.status.rec()));
             if let Some((name, _, recs)) = &self.section {
-                let body: Vec<String> = recs.iter().map(|r| json_rec(r)).collect();
+                let body: Vec<String> = recs.iter().map(json_rec).collect();
                 let _ = write!(out, ",\"{name}\":[{}]", body.join(","));
             }
             out.push_str(",\"id\":1}");

@@ -128,28 +128,33 @@ impl Miner {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|source| MinerError::Io { what: "starting threads", source })?;
 
-        let mut api_addr = None;
-        if let Some(addr) = cfg.api {
-            let (handle, bound) = crate::api::serve(addr, Arc::clone(&stats), Arc::clone(&stop))
-                .map_err(|source| {
-                    // The threads already started must not outlive the error.
+        type Serve = fn(
+            std::net::SocketAddr,
+            Arc<Stats>,
+            Arc<AtomicBool>,
+        ) -> std::io::Result<(JoinHandle<()>, std::net::SocketAddr)>;
+        // Each read-only server on its own thread; a bind error stops the
+        // threads already started, so none outlives the error.
+        let mut start_server = |addr: Option<std::net::SocketAddr>, serve: Serve, what: &'static str| {
+            let Some(addr) = addr else { return Ok(None) };
+            match serve(addr, Arc::clone(&stats), Arc::clone(&stop)) {
+                Ok((handle, bound)) => {
+                    threads.push(handle);
+                    Ok(Some(bound))
+                }
+                Err(source) => {
                     stop.store(true, Ordering::Release);
-                    MinerError::Io { what: "binding the API address", source }
-                })?;
+                    Err(MinerError::Io { what, source })
+                }
+            }
+        };
+        let api_addr = start_server(cfg.api, crate::api::serve, "binding the API address")?;
+        let cgminer_addr = start_server(cfg.cgminer_api, crate::cgminer::serve, "binding the cgminer API address")?;
+        if let Some(bound) = api_addr {
             log::info!("monitoring API (read-only) and dashboard on http://{bound}/");
-            api_addr = Some(bound);
-            threads.push(handle);
         }
-        let mut cgminer_addr = None;
-        if let Some(addr) = cfg.cgminer_api {
-            let (handle, bound) = crate::cgminer::serve(addr, Arc::clone(&stats), Arc::clone(&stop))
-                .map_err(|source| {
-                    stop.store(true, Ordering::Release);
-                    MinerError::Io { what: "binding the cgminer API address", source }
-                })?;
+        if let Some(bound) = cgminer_addr {
             log::info!("cgminer API (read-only) on {bound}");
-            cgminer_addr = Some(bound);
-            threads.push(handle);
         }
         Ok(Miner { stop, stats, threads, api_addr, cgminer_addr })
     }

@@ -587,7 +587,10 @@ mod tests {
         let snap = s.snapshot();
         let texts: Vec<&str> = snap.events.iter().map(|e| e.text.as_str()).collect();
         assert_eq!(texts, ["pool 0 (p0) failed", "failing over to pool 1 (p1)", "connected to pool 1 (p1)"]);
-        assert_eq!((snap.pools[1].accepted, snap.pools[1].rejected, snap.pools[1].stale, snap.pools[1].jobs), (1, 1, 1, 1));
+        assert_eq!(
+            (snap.pools[1].accepted, snap.pools[1].rejected, snap.pools[1].stale, snap.pools[1].jobs),
+            (1, 1, 1, 1)
+        );
         assert_eq!((snap.pools[0].accepted, snap.pools[0].jobs), (0, 0));
         assert_eq!((snap.scanners[1].accepted, snap.scanners[0].rejected, snap.scanners[0].found), (1, 1, 3));
         assert_eq!((snap.difficulty_accepted, snap.difficulty_rejected, snap.difficulty_stale), (2.0, 2.0, 2.0));

@@ -102,7 +102,15 @@ fn cgminer_clients_read_a_mining_kiln() {
     within("Best Share", before.best_share.floor(), after.best_share.floor());
     assert!(f(&s["MHS av"]) > 0.0 && f(&s["MHS 5s"]) > 0.0, "{s}");
     assert!(f(&s["Last getwork"]) > 1.6e9, "a unix time: {s}");
-    for key in ["Utility", "Discarded", "Local Work", "Difficulty Rejected", "Difficulty Stale", "Pool Rejected%", "Pool Stale%"] {
+    for key in [
+        "Utility",
+        "Discarded",
+        "Local Work",
+        "Difficulty Rejected",
+        "Difficulty Stale",
+        "Pool Rejected%",
+        "Pool Stale%",
+    ] {
         assert!(s[key].is_number(), "{key} missing: {s}");
     }
     // The same numbers as the HTTP API's /summary.

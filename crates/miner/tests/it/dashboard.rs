@@ -41,7 +41,9 @@ fn chromium_or_skip(test: &str) -> Option<PathBuf> {
             std::env::var("KILN_REQUIRE_CHROMIUM").as_deref() != Ok("1"),
             "KILN_REQUIRE_CHROMIUM=1 but no Chromium found (set CHROMIUM or install the `chromium` package)"
         );
-        eprintln!("\n*** SKIPPED {test}: no Chromium (set CHROMIUM or install `chromium`; KILN_REQUIRE_CHROMIUM=1 makes this fail) ***\n");
+        eprintln!(
+            "\n*** SKIPPED {test}: no Chromium (set CHROMIUM or install `chromium`; KILN_REQUIRE_CHROMIUM=1 makes this fail) ***\n"
+        );
     }
     found
 }
@@ -195,17 +197,26 @@ fn the_dashboard_shows_the_apis_numbers_in_a_real_browser() {
     let scanners = json(addr, "/scanners");
     // Virtual time: the page's timers run without waiting in real time, and
     // Chromium dumps the DOM once the budget is spent (fetches pause it).
-    let dom = run_chromium(&bin, &dir.0.join("profile-dom"), &["--virtual-time-budget=5000".into(), "--dump-dom".into()], &url);
+    let dom = run_chromium(
+        &bin,
+        &dir.0.join("profile-dom"),
+        &["--virtual-time-budget=5000".into(), "--dump-dom".into()],
+        &url,
+    );
     let after = json(addr, "/summary");
 
     assert_eq!(attr(&dom, "status", "class"), "ok", "the page could not read the API: {}", text(&dom, "status"));
     assert!(dom.contains("data-loaded=\"1\""), "the page never finished a poll");
-    for (id, key) in [("accepted", "accepted"), ("rejected", "rejected"), ("stale", "stale"), ("hw-errors", "hw_errors")] {
+    for (id, key) in
+        [("accepted", "accepted"), ("rejected", "rejected"), ("stale", "stale"), ("hw-errors", "hw_errors")]
+    {
         let shown: f64 = text(&dom, id).parse().unwrap_or_else(|e| panic!("#{id}: {e}: {:?}", text(&dom, id)));
         between(id, shown, &before, &after, key);
     }
     assert!(text(&dom, "accepted").parse::<u64>().unwrap() >= 3);
-    for (id, key) in [("blocks", "blocks"), ("blocks-accepted", "blocks_accepted"), ("blocks-rejected", "blocks_rejected")] {
+    for (id, key) in
+        [("blocks", "blocks"), ("blocks-accepted", "blocks_accepted"), ("blocks-rejected", "blocks_rejected")]
+    {
         assert_eq!(text(&dom, id), after[key].to_string(), "#{id}");
     }
     let uptime: f64 = attr(&dom, "uptime", "data-value").parse().unwrap();
@@ -242,7 +253,8 @@ fn the_dashboard_shows_the_apis_numbers_in_a_real_browser() {
     );
     let png = std::fs::read(&shot).expect("Chromium wrote the screenshot");
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
-    let (w, h) = (u32::from_be_bytes(png[16..20].try_into().unwrap()), u32::from_be_bytes(png[20..24].try_into().unwrap()));
+    let (w, h) =
+        (u32::from_be_bytes(png[16..20].try_into().unwrap()), u32::from_be_bytes(png[20..24].try_into().unwrap()));
     assert_eq!((w, h), (1280, 1100), "IHDR size");
     assert!(png.len() > 30_000, "a {} byte screenshot is too plain to be the dashboard", png.len());
     if let Ok(keep) = std::env::var("KILN_KEEP_SCREENSHOT") {
