@@ -101,10 +101,15 @@ pub struct MineArgs {
     /// (e.g. RUST_LOG=kiln=debug,wgpu_core=info).
     #[arg(long, value_enum, value_name = "LEVEL")]
     pub log_level: Option<Level>,
-    /// Serve read-only JSON and Prometheus metrics: a port (bound on
-    /// 127.0.0.1) or ADDR:PORT.
+    /// Serve a read-only web dashboard (http://ADDR:PORT/), JSON and
+    /// Prometheus metrics: a port (bound on 127.0.0.1) or ADDR:PORT.
     #[arg(long, value_name = "[ADDR:]PORT")]
     pub api: Option<String>,
+    /// Serve cgminer's RPC API, read-only (summary, devs, pools, stats,
+    /// version, config), for tools written for cgminer: a port (bound on
+    /// 127.0.0.1; cgminer's usual one is 4028) or ADDR:PORT.
+    #[arg(long, value_name = "[ADDR:]PORT")]
+    pub api_cgminer: Option<String>,
     /// Ask the pool for this starting difficulty (mining.suggest_difficulty).
     #[arg(long, value_name = "D")]
     pub suggest_difficulty: Option<f64>,

@@ -44,6 +44,7 @@ pub struct ConfigFile {
     pub gpu_intensity: Option<u32>,
     pub log_level: Option<Level>,
     pub api: Option<String>,
+    pub api_cgminer: Option<String>,
     pub suggest_difficulty: Option<f64>,
     pub no_version_rolling: Option<bool>,
     pub status_interval: Option<u64>,
@@ -125,10 +126,15 @@ pub fn cpu_backend(name: Option<&str>) -> Result<Backend, UsageError> {
 }
 
 fn parse_api(s: &str) -> Result<std::net::SocketAddr, UsageError> {
+    parse_listen("api", s)
+}
+
+/// A listening address for `key`: PORT (on 127.0.0.1) or ADDR:PORT.
+fn parse_listen(key: &str, s: &str) -> Result<std::net::SocketAddr, UsageError> {
     if let Ok(port) = s.parse::<u16>() {
         return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
     }
-    s.parse().map_err(|_| usage(format!("api wants PORT or ADDR:PORT, got '{s}'")))
+    s.parse().map_err(|_| usage(format!("{key} wants PORT or ADDR:PORT, got '{s}'")))
 }
 
 /// Merges the command line over the config file.
@@ -245,6 +251,8 @@ fn mine_rest(a: MineArgs, file: ConfigFile, source: JobSource) -> Result<MineOpt
         return Err(usage(format!("gpu-intensity must be 10..=32, got {n}")));
     }
     let api = a.api.as_deref().or(file.api.as_deref()).map(parse_api).transpose()?;
+    let cgminer_api =
+        a.api_cgminer.as_deref().or(file.api_cgminer.as_deref()).map(|s| parse_listen("api-cgminer", s)).transpose()?;
     let status_interval = a.status_interval.or(file.status_interval).unwrap_or(10).max(1);
     Ok(MineOptions {
         miner: MinerConfig {
@@ -255,6 +263,7 @@ fn mine_rest(a: MineArgs, file: ConfigFile, source: JobSource) -> Result<MineOpt
             gpu_options: GpuScannerOptions { intensity: gpu_intensity, ..Default::default() },
             api,
             max_solutions_per_second: None,
+            cgminer_api,
         },
         log_level: a.log_level.or(file.log_level).unwrap_or(Level::Info),
         status_interval: Duration::from_secs(status_interval),
@@ -277,6 +286,7 @@ gpu = "off"
 gpu-intensity = 12
 log-level = "warn"
 api = "127.0.0.1:4100"
+api-cgminer = "127.0.0.1:4128"
 suggest-difficulty = 64.0
 no-version-rolling = true
 status-interval = 30
@@ -317,6 +327,7 @@ pass = "file-pass"
         assert_eq!(o.miner.gpu_options.intensity, Some(12));
         assert_eq!(o.log_level, Level::Warn);
         assert_eq!(o.miner.api, Some("127.0.0.1:4100".parse().unwrap()));
+        assert_eq!(o.miner.cgminer_api, Some("127.0.0.1:4128".parse().unwrap()));
         assert_eq!(o.status_interval, Duration::from_secs(30));
         assert_eq!(o.duration, Some(Duration::from_secs(50)));
         let (pools, client) = stratum(&o);
@@ -345,6 +356,10 @@ pass = "file-pass"
         assert_eq!(o.log_level, Level::Info);
         let o = merged(&["--api", "4200"]);
         assert_eq!(o.miner.api, Some("127.0.0.1:4200".parse().unwrap()));
+        let o = merged(&["--api-cgminer", "4028"]);
+        assert_eq!(o.miner.cgminer_api, Some("127.0.0.1:4028".parse().unwrap()), "a bare port is loopback");
+        let o = merged(&["--api-cgminer", "0.0.0.0:4029"]);
+        assert_eq!(o.miner.cgminer_api, Some("0.0.0.0:4029".parse().unwrap()));
         let o = merged(&["--suggest-difficulty", "2"]);
         assert_eq!(stratum(&o).1.suggest_difficulty, Some(2.0));
         let o = merged(&["--status-interval", "10"]);
@@ -379,6 +394,7 @@ pass = "file-pass"
         assert!(bad("gpu-intensity = 40").unwrap_err().0.contains("gpu-intensity"));
         assert!(bad("backend = \"nope\"").unwrap_err().0.contains("unknown backend"));
         assert!(bad("api = \"x\"").unwrap_err().0.contains("api"));
+        assert!(bad("api-cgminer = \"4028x\"").unwrap_err().0.contains("api-cgminer"));
         assert!(bad("gpu = \"0,x\"").is_err());
     }
 

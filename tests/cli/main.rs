@@ -300,3 +300,57 @@ fn mine_ends_with_a_summary_on_sigterm_sigint_and_duration() {
         assert!(summary(&text(&o)), "{sig}: no summary: {}", text(&o));
     }
 }
+
+/// `--api-cgminer PORT` binds loopback and answers cgminer's protocol from
+/// the running binary; `--help` documents it with cgminer's usual port.
+#[test]
+fn mine_serves_the_cgminer_api_on_loopback() {
+    use kiln_testkit::pool::{Behavior, TestPool};
+    use std::io::{BufRead, Read, Write};
+    let help = kiln(&["mine", "--help"]);
+    assert!(text(&help).contains("--api-cgminer") && text(&help).contains("4028"), "{}", text(&help));
+
+    let pool = TestPool::start(Behavior::default());
+    let url = pool.url();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["mine", "-o", &url, "-u", "kiln.cg", "-p", "s3cret-pass", "--cpu-threads", "1", "--gpu", "off"])
+        .args(["--api-cgminer", "0", "--duration", "20"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The log names the bound address (port 0 resolved).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let addr: std::net::SocketAddr = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Ok(line) = rx.recv_timeout(left) else {
+            let _ = child.kill();
+            panic!("no 'cgminer API' line within 15 s");
+        };
+        if let Some(a) = line.split("cgminer API (read-only) on ").nth(1) {
+            break a.trim().parse().unwrap();
+        }
+    };
+    assert!(addr.ip().is_loopback(), "a bare port binds loopback: {addr}");
+    pool.wait_for("a share", std::time::Duration::from_secs(15), |l| l.valid() >= 1);
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    s.write_all(br#"{"command":"pools","parameter":""}"#).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    assert_eq!(out.pop(), Some(0), "NUL-terminated");
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(v["STATUS"][0]["STATUS"], "S", "{v}");
+    assert_eq!(v["POOLS"][0]["URL"], url.as_str());
+    assert_eq!(v["POOLS"][0]["User"], "kiln.cg");
+    assert!(!v.to_string().contains("s3cret-pass"));
+}

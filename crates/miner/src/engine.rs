@@ -15,10 +15,28 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use kiln_scan::{ScanEvent, Scanner};
+use kiln_scan::{ScanEvent, Scanner, ScannerKind};
 use kiln_work::{BlockHash, Difficulty, Job, Target, Work};
 
-use crate::stats::Stats;
+use crate::stats::{ScannerFacts, Stats};
+
+/// A scanner's facts for the stats, in words (the stats know no scan types).
+fn facts(s: &dyn Scanner) -> ScannerFacts {
+    let info = s.info();
+    let kind = match info.kind {
+        ScannerKind::Cpu => "cpu",
+        ScannerKind::Gpu => "gpu",
+        ScannerKind::Other => "other",
+    };
+    ScannerFacts {
+        name: s.label(),
+        kind: kind.into(),
+        backend: info.backend,
+        device: info.device,
+        threads: info.threads,
+        dispatch_size: s.dispatch_size(),
+    }
+}
 
 /// The most shares per second one scanner may find, on average. A pool's
 /// difficulty can be anything down to `1e-308` (every nonce a share); kiln
@@ -100,6 +118,9 @@ pub struct Solution {
     /// When the engine received it from the scanner (for the found-to-
     /// submitted latency).
     pub found_at: Instant,
+    /// The scanner that found it (its position in the engine's list), so
+    /// the source's answer can be credited to it.
+    pub scanner: usize,
 }
 
 /// What identifies a solution for duplicate filtering.
@@ -140,7 +161,7 @@ impl Engine {
         solutions: Sender<Solution>,
         wake: Box<dyn Fn() + Send>,
     ) -> Self {
-        stats.set_scanners(scanners.iter().map(|s| s.label()).collect());
+        stats.set_scanners(scanners.iter().map(|s| facts(s.as_ref())).collect());
         let n = scanners.len();
         let samples = scanners.iter().map(|s| (Instant::now(), s.hashes())).collect();
         Engine {
@@ -244,6 +265,7 @@ impl Engine {
         let now = Instant::now();
         let hashes: Vec<u64> = self.scanners.iter().map(|s| s.hashes()).collect();
         self.stats.record_hashes(&hashes);
+        self.stats.set_dispatch_sizes(&self.scanners.iter().map(|s| s.dispatch_size()).collect::<Vec<_>>());
         for (i, &h) in hashes.iter().enumerate() {
             let (t0, h0) = self.samples[i];
             let dt = now.duration_since(t0).as_secs_f64();
@@ -299,6 +321,7 @@ impl Engine {
                 }
                 self.stats.set_difficulty(job.share_target.difficulty().0);
                 let id = job.job_id.clone();
+                self.stats.job();
                 self.start_job(Arc::new(job));
                 self.stats.job_switched(&id);
                 Some(t.elapsed())
@@ -389,8 +412,11 @@ impl Engine {
     /// Handles one scanner event.
     pub fn on_scan(&mut self, ev: ScanEvent) {
         match ev {
-            ScanEvent::HardwareError { scanner, .. } => {
-                self.stats.hw_error();
+            ScanEvent::HardwareError { scanner, work_id, .. } => {
+                match self.works.get(&work_id) {
+                    Some(info) => self.stats.hw_error_on(info.scanner),
+                    None => self.stats.hw_error(),
+                }
                 log::warn!("{scanner}: hardware error (a candidate failed the CPU re-check); not submitted");
             }
             ScanEvent::Exhausted { work_id, .. } => {
@@ -406,7 +432,7 @@ impl Engine {
                     return;
                 };
                 if info.generation != self.generation {
-                    self.stats.stale();
+                    self.stats.stale_share(info.job.share_target.difficulty().0);
                     log::debug!("{scanner}: share for a job the pool replaced; dropped");
                     return;
                 }
@@ -414,7 +440,7 @@ impl Engine {
                 // target (the share target or the harder floor); check once
                 // more here, where the share is formed.
                 if !info.target.is_met_by(&hash) || !info.job.share_target.is_met_by(&hash) {
-                    self.stats.hw_error();
+                    self.stats.hw_error_on(info.scanner);
                     return;
                 }
                 let job = &info.job;
@@ -435,7 +461,7 @@ impl Engine {
                     log::info!("*** BLOCK SOLVED *** {scanner} found {hash} for job {}", job.job_id);
                     self.stats.block();
                 }
-                self.stats.found();
+                self.stats.found_by(info.scanner, Difficulty::of_hash(&hash).0);
                 let mut header = info.header;
                 header[76..80].copy_from_slice(&nonce.to_le_bytes());
                 let solution = Solution {
@@ -449,6 +475,7 @@ impl Engine {
                     hash,
                     is_block,
                     found_at: Instant::now(),
+                    scanner: info.scanner,
                 };
                 match self.solutions.try_send(solution) {
                     Ok(()) => (self.wake)(),

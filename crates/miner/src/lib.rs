@@ -10,12 +10,16 @@
 //! - [`engine`]: jobs → disjoint work per scanner → re-checked [`engine::Solution`]s; no protocol.
 //! - [`source`]: where jobs come from and where solutions go (Stratum today).
 //! - [`stats`]: counters below both the engine and the sources.
-//! - [`api`]: read-only JSON and Prometheus over HTTP.
+//! - [`api`]: read-only HTTP: the dashboard, JSON and Prometheus.
+//! - [`cgminer`]: read-only cgminer RPC API (for tools written for cgminer).
+//! - `serve`: what both servers share (deadline, size and connection caps).
 //! - [`miner`]: starts and stops all of the above for `kiln mine`.
 
 pub mod api;
+pub mod cgminer;
 pub mod engine;
 pub mod miner;
+mod serve;
 pub mod source;
 pub mod stats;
 

@@ -36,12 +36,14 @@ pub struct MinerConfig {
     pub backend: Backend,
     pub gpu: GpuSelection,
     pub gpu_options: GpuScannerOptions,
-    /// Serve the monitoring endpoint here (read-only).
+    /// Serve the monitoring endpoint and dashboard here (read-only).
     pub api: Option<std::net::SocketAddr>,
     /// The share floor per scanner (see [`crate::engine::MAX_SHARES_PER_SECOND`],
     /// the default). On regtest, where nearly every hash is a block, it is
     /// also the most blocks a scanner finds per second.
     pub max_solutions_per_second: Option<f64>,
+    /// Serve cgminer's RPC API here (read-only).
+    pub cgminer_api: Option<std::net::SocketAddr>,
 }
 
 /// A running miner.
@@ -54,6 +56,8 @@ pub struct Miner {
     /// Why the job source gave up, when it did (e.g. the node refused the
     /// credentials mid-run).
     fatal: Option<Arc<std::sync::Mutex<Option<String>>>>,
+    /// The address the cgminer API actually bound.
+    pub cgminer_addr: Option<std::net::SocketAddr>,
 }
 
 /// Why a miner could not start.
@@ -164,15 +168,35 @@ impl Miner {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|source| MinerError::Io { what: "starting threads", source })?;
 
-        let mut api_addr = None;
-        if let Some(addr) = cfg.api {
-            let (handle, bound) = crate::api::serve(addr, Arc::clone(&stats), Arc::clone(&stop))
-                .map_err(|source| MinerError::Io { what: "binding the API address", source })?;
-            log::info!("monitoring API (read-only) on http://{bound}/");
-            api_addr = Some(bound);
-            threads.push(handle);
+        type Serve = fn(
+            std::net::SocketAddr,
+            Arc<Stats>,
+            Arc<AtomicBool>,
+        ) -> std::io::Result<(JoinHandle<()>, std::net::SocketAddr)>;
+        // Each read-only server on its own thread; a bind error stops the
+        // threads already started, so none outlives the error.
+        let mut start_server = |addr: Option<std::net::SocketAddr>, serve: Serve, what: &'static str| {
+            let Some(addr) = addr else { return Ok(None) };
+            match serve(addr, Arc::clone(&stats), Arc::clone(&stop)) {
+                Ok((handle, bound)) => {
+                    threads.push(handle);
+                    Ok(Some(bound))
+                }
+                Err(source) => {
+                    stop.store(true, Ordering::Release);
+                    Err(MinerError::Io { what, source })
+                }
+            }
+        };
+        let api_addr = start_server(cfg.api, crate::api::serve, "binding the API address")?;
+        let cgminer_addr = start_server(cfg.cgminer_api, crate::cgminer::serve, "binding the cgminer API address")?;
+        if let Some(bound) = api_addr {
+            log::info!("monitoring API (read-only) and dashboard on http://{bound}/");
         }
-        Ok(Miner { stop, stats, threads, api_addr, fatal })
+        if let Some(bound) = cgminer_addr {
+            log::info!("cgminer API (read-only) on {bound}");
+        }
+        Ok(Miner { stop, stats, threads, api_addr, cgminer_addr, fatal })
     }
 
     pub fn stats(&self) -> Arc<Stats> {

@@ -58,10 +58,43 @@ pub(crate) fn candidate_event(work: &Work, nonce: u32, scanner: &str) -> Option<
     }
 }
 
+/// Which kind of hardware a scanner drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScannerKind {
+    Cpu,
+    Gpu,
+    /// Anything else (test doubles, future devices).
+    Other,
+}
+
+/// What a scanner is, for monitoring (the dashboard, cgminer's `devs`):
+/// facts fixed at start. The dispatch size, which changes, is
+/// [`Scanner::dispatch_size`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScannerInfo {
+    pub kind: ScannerKind,
+    /// The CPU kernel (`avx2`, `sha-ni`, ...) or the GPU's graphics API (`Vulkan`, ...).
+    pub backend: String,
+    /// The GPU adapter and its driver; empty for the CPU.
+    pub device: String,
+    /// Hashing threads (a GPU scanner is one thread driving the device).
+    pub threads: usize,
+}
+
 /// What the engine needs from any scanner, CPU or GPU.
 pub trait Scanner: Send {
     /// A short name for logs and stats (`cpu/avx512`, `gpu0`).
     fn label(&self) -> String;
+    /// What this scanner is. The default suits scanners that are neither
+    /// CPU nor GPU (test doubles): only the label is known.
+    fn info(&self) -> ScannerInfo {
+        ScannerInfo { kind: ScannerKind::Other, backend: String::new(), device: self.label(), threads: 1 }
+    }
+    /// Nonces per dispatch right now, for scanners that dispatch (GPUs
+    /// autotune it); `None` for the others.
+    fn dispatch_size(&self) -> Option<u64> {
+        None
+    }
     /// Replaces the current work; returns the epoch to wait for.
     fn set_work(&self, work: Work) -> u64;
     /// Stops hashing; returns the epoch to wait for.
@@ -75,6 +108,14 @@ pub trait Scanner: Send {
 impl Scanner for cpu::CpuScanner {
     fn label(&self) -> String {
         format!("cpu/{}x{}", self.backend().name(), self.threads())
+    }
+    fn info(&self) -> ScannerInfo {
+        ScannerInfo {
+            kind: ScannerKind::Cpu,
+            backend: self.backend().name().to_string(),
+            device: String::new(),
+            threads: self.threads(),
+        }
     }
     fn set_work(&self, work: Work) -> u64 {
         cpu::CpuScanner::set_work(self, work)
@@ -93,6 +134,18 @@ impl Scanner for cpu::CpuScanner {
 impl Scanner for gpu::GpuScanner {
     fn label(&self) -> String {
         self.name().to_string()
+    }
+    fn info(&self) -> ScannerInfo {
+        let d = self.adapter();
+        ScannerInfo {
+            kind: ScannerKind::Gpu,
+            backend: d.backend.clone(),
+            device: format!("{} ({})", d.name, d.driver),
+            threads: 1,
+        }
+    }
+    fn dispatch_size(&self) -> Option<u64> {
+        Some(self.batch()).filter(|&n| n > 0)
     }
     fn set_work(&self, work: Work) -> u64 {
         gpu::GpuScanner::set_work(self, work)

@@ -198,6 +198,15 @@ impl fmt::Debug for Target {
 #[derive(Clone, Copy, PartialEq, PartialOrd, Debug)]
 pub struct Difficulty(pub f64);
 
+impl Difficulty {
+    /// The share difficulty a hash achieves, DIFF1 / hash: what pools credit
+    /// and what miners report as their best share. Infinite for the all-zero
+    /// hash (no target is smaller).
+    pub fn of_hash(hash: &BlockHash) -> Difficulty {
+        Target::from_le_bytes(hash.0).difficulty()
+    }
+}
+
 impl fmt::Display for Difficulty {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
@@ -241,5 +250,27 @@ mod tests {
         assert!(Target::from_difficulty(Difficulty(0.0)).is_err());
         assert!(Target::from_difficulty(Difficulty(f64::NAN)).is_err());
         assert_eq!(Target::from_difficulty(Difficulty(1e-80)).unwrap(), Target::MAX);
+    }
+
+    #[test]
+    fn difficulty_of_a_hash() {
+        // A hash equal to DIFF1 is exactly difficulty 1; half of it, 2.
+        let diff1 = BlockHash(Target::DIFF1.to_le_bytes());
+        assert_eq!(Difficulty::of_hash(&diff1).0, 1.0);
+        let half = BlockHash(Target::from_difficulty(Difficulty(2.0)).unwrap().to_le_bytes());
+        assert!((Difficulty::of_hash(&half).0 - 2.0).abs() < 1e-12);
+        // Block 100000's hash beats its own network target (difficulty 14484.16).
+        let mut b = [0u8; 32];
+        hex_to(&mut b, "000000000003ba27aa200b1cecaad478d2b00432346c3f1f3986da1afd33e506");
+        let d = Difficulty::of_hash(&BlockHash(b)).0;
+        assert!(d > 14484.16 && d < 20000.0, "{d}");
+        assert_eq!(Difficulty::of_hash(&BlockHash([0; 32])).0, f64::INFINITY);
+    }
+
+    /// Displayed (reversed) hex into internal byte order.
+    fn hex_to(out: &mut [u8; 32], display: &str) {
+        for (i, o) in out.iter_mut().rev().enumerate() {
+            *o = u8::from_str_radix(&display[2 * i..2 * i + 2], 16).unwrap();
+        }
     }
 }

@@ -247,14 +247,7 @@ impl SoloSource {
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
-        stats.set_pools(vec![PoolStatus {
-            url: cfg.endpoint.to_string(),
-            user: String::new(),
-            priority: 0,
-            connects: 0,
-            failures: 0,
-            active: false,
-        }]);
+        stats.set_pools(vec![PoolStatus { url: cfg.endpoint.to_string(), ..PoolStatus::default() }]);
         stats.set_pool(&cfg.endpoint.to_string(), "connecting");
         let mut rng = seed();
         let extranonce1 = (xorshift(&mut rng) as u32).to_le_bytes();

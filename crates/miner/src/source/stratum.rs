@@ -355,7 +355,8 @@ pub struct Client {
     stop: Arc<AtomicBool>,
     poll: Poll,
     waker: Arc<Waker>,
-    queued: VecDeque<Share>,
+    /// Shares waiting for a connection, with the scanner that found each.
+    queued: VecDeque<(Share, usize)>,
     tls: Option<Arc<rustls::ClientConfig>>,
 }
 
@@ -383,9 +384,7 @@ impl Client {
                     url: p.url.to_string(),
                     user: p.user.clone(),
                     priority: i,
-                    connects: 0,
-                    failures: 0,
-                    active: false,
+                    ..PoolStatus::default()
                 })
                 .collect(),
         );
@@ -448,6 +447,7 @@ impl Client {
                 Ended::Stop => break,
                 Ended::ReturnToPrimary => {
                     log::info!("trying the primary pool {} again", self.pools[0].url);
+                    self.stats.note(format!("trying the primary pool ({}) again", self.pools[0].url));
                     probing_primary_from = Some(current);
                     current = 0;
                     port_override[0] = None;
@@ -490,6 +490,7 @@ impl Client {
                     *last = Some(Instant::now());
                     let wait = self.backoff(*n, &mut rng);
                     log::warn!("{url}: {why}; reconnecting in {:.1} s", wait.as_secs_f64());
+                    self.stats.note(format!("{url}: connection dropped; reconnecting"));
                     wait
                 }
                 Ended::Failed(why) | Ended::AuthFailed(why) => {
@@ -515,6 +516,7 @@ impl Client {
                         current = (current + 1) % self.pools.len();
                         backup_since = (current > 0).then(Instant::now);
                         log::warn!("failing over to pool {} ({})", current, self.pools[current].url);
+                        self.stats.note(format!("failing over to pool {current} ({})", self.pools[current].url));
                         Duration::ZERO
                     } else {
                         self.backoff(failures[current], &mut rng)
@@ -553,7 +555,7 @@ impl Client {
 
     fn collect_shares(&mut self) {
         while let Ok(s) = self.solutions.try_recv() {
-            self.queued.push_back(share_of(&s));
+            self.queued.push_back((share_of(&s), s.scanner));
         }
         while self.queued.len() > MAX_QUEUED {
             self.queued.pop_front();
@@ -648,7 +650,8 @@ impl Client {
         // When the pool authorized us, and whether it has sent a job since.
         let mut authorized_at: Option<Instant> = None;
         let mut got_job = false;
-        let mut in_flight: HashMap<u64, f64> = HashMap::new();
+        // Submitted shares: their difficulty and the scanner that found them.
+        let mut in_flight: HashMap<u64, (f64, usize)> = HashMap::new();
         let mut events = Events::with_capacity(64);
         // The last read stopped at MAX_READ_TURN: read again without waiting
         // (mio is edge-triggered; no new readiness event would come).
@@ -666,10 +669,10 @@ impl Client {
             if session.is_authorized() {
                 let en1 = session.extranonce1().map(<[u8]>::to_vec);
                 let queued = std::mem::take(&mut self.queued);
-                for s in queued {
+                for (s, scanner) in queued {
                     if en1.as_deref() == Some(&s.extranonce1[..]) {
                         let id = session.submit(&s);
-                        in_flight.insert(id, session.difficulty());
+                        in_flight.insert(id, (session.difficulty(), scanner));
                     } else {
                         // Mined for an extranonce1 this pool no longer knows.
                         self.stats.lost(1);
@@ -769,13 +772,16 @@ impl Client {
                         Event::Difficulty(d) => log::info!("pool difficulty {d} (from the next job)"),
                         Event::Extranonce { .. } => log::info!("pool changed extranonce (from the next job)"),
                         Event::ShareResult { id, accepted, reason } => {
-                            let diff = in_flight.remove(&id).unwrap_or(session.difficulty());
+                            let (diff, scanner) = match in_flight.remove(&id) {
+                                Some((d, s)) => (d, Some(s)),
+                                None => (session.difficulty(), None),
+                            };
                             if accepted {
-                                self.stats.accepted(diff);
+                                self.stats.answered(scanner, diff, None);
                                 log::info!("share accepted (difficulty {diff})");
                             } else {
                                 let (r, msg) = reason.unwrap_or((kiln_stratum::RejectReason::Unknown, String::new()));
-                                self.stats.rejected(r.name());
+                                self.stats.answered(scanner, diff, Some(r.name()));
                                 log::warn!("share rejected: {r:?} {msg}");
                             }
                         }

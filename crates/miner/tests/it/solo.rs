@@ -50,6 +50,7 @@ fn config(solo: SoloConfig, rate: Option<f64>) -> MinerConfig {
         gpu_options: GpuScannerOptions::default(),
         api: None,
         max_solutions_per_second: rate,
+        cgminer_api: None,
     }
 }
 

@@ -227,6 +227,7 @@ pub fn miner_config(urls: &[String]) -> MinerConfig {
         gpu_options: GpuScannerOptions::default(),
         api: None,
         max_solutions_per_second: None,
+        cgminer_api: None,
     }
 }
 

@@ -54,6 +54,7 @@ struct Shared {
 /// A thread driving one GPU.
 pub struct GpuScanner {
     name: String,
+    adapter: super::AdapterDesc,
     shared: Arc<Shared>,
     handle: Option<JoinHandle<()>>,
 }
@@ -62,6 +63,7 @@ impl GpuScanner {
     /// Starts the thread; it idles until the first `set_work`.
     pub fn start(kernel: Kernel, opts: GpuScannerOptions, events: Sender<ScanEvent>) -> Self {
         let name = format!("gpu{}", kernel.desc.index);
+        let adapter = kernel.desc.clone();
         let shared = Arc::new(Shared {
             slot: WorkSlot::new(),
             seen_epoch: AtomicU64::new(0),
@@ -81,11 +83,16 @@ impl GpuScanner {
                 }
             })
             .expect("spawning the GPU thread");
-        GpuScanner { name, shared, handle: Some(handle) }
+        GpuScanner { name, adapter, shared, handle: Some(handle) }
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The adapter this scanner drives.
+    pub fn adapter(&self) -> &super::AdapterDesc {
+        &self.adapter
     }
 
     /// Replaces the current work; returns the new epoch.
