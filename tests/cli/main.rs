@@ -354,3 +354,44 @@ fn mine_serves_the_cgminer_api_on_loopback() {
     assert_eq!(v["POOLS"][0]["User"], "kiln.cg");
     assert!(!v.to_string().contains("s3cret-pass"));
 }
+
+/// `kiln mine --solo` against a real regtest node: bad credentials and an
+/// address of another network are usage errors (exit 2) before any hashing;
+/// with the node's cookie it mines blocks the node accepts and says so in
+/// its summary; a usage mistake without a node is exit 2 too.
+#[test]
+fn mine_solo_exit_codes_and_blocks_against_a_real_node() {
+    let o = kiln(&["mine", "--solo", "-t", "1", "--gpu", "off"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--coinbase-addr"), "{}", text(&o));
+
+    let node =
+        kiln_testkit::require_node!(kiln_testkit::NodeOptions::new().listen(false).auth(kiln_testkit::Auth::Cookie));
+    let url = node.rpc_url();
+    let cookie = node.cookie_path();
+    let cookie = cookie.to_str().unwrap();
+    let regtest_addr = "bcrt1qft5p2uhsdcdc3l2ua4ap5qqfg4pjaqlp250x7us7a8qqhrxrxfsqseac85";
+    let base = ["mine", "--solo", "--rpc", url.as_str(), "-t", "1", "--gpu", "off", "--duration", "20"];
+
+    let bad =
+        [&base[..], &["--rpc-user", "kiln", "--rpc-pass", "wrong-password", "--coinbase-addr", regtest_addr]].concat();
+    let o = kiln(&bad);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("401"), "{}", text(&o));
+    assert!(!text(&o).contains("wrong-password"), "the password is never printed");
+
+    let mainnet =
+        [&base[..], &["--rpc-cookie", cookie, "--coinbase-addr", "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"]]
+            .concat();
+    let o = kiln(&mainnet);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("regtest"), "{}", text(&o));
+
+    let good = ["mine", "--solo", "--rpc", url.as_str(), "--rpc-cookie", cookie, "--coinbase-addr", regtest_addr];
+    let good = [&good[..], &["-t", "1", "--gpu", "off", "--duration", "3", "--status-interval", "1"]].concat();
+    let o = kiln(&good);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let height = kiln_testkit::regtest::block_count(&node).unwrap();
+    assert!(height >= 1, "no block was mined:\n{}", text(&o));
+    assert!(text(&o).contains(&format!("accepted {height}")), "the summary counts the node's blocks:\n{}", text(&o));
+}

@@ -5,10 +5,11 @@
 //! pool ─bytes─▶ source::stratum (mio loop + kiln_stratum::Session) ─SourceEvent─▶ engine ─Work─▶ scanners
 //!                     ▲                                                              │
 //!                     └──────────── Share ◀── source::stratum::share_of ◀── Solution ┘
+//! node ─HTTP─▶ source::solo (mio loop + kiln_gbt) ─Job─▶ engine … Solution ─▶ Template::assemble ─▶ check ─▶ submitblock
 //! ```
 //!
 //! - [`engine`]: jobs → disjoint work per scanner → re-checked [`engine::Solution`]s; no protocol.
-//! - [`source`]: where jobs come from and where solutions go (Stratum today).
+//! - [`source`]: where jobs come from and where solutions go (Stratum pools; solo against Bitcoin Core).
 //! - [`stats`]: counters below both the engine and the sources.
 //! - [`api`]: read-only HTTP: the dashboard, JSON and Prometheus.
 //! - [`cgminer`]: read-only cgminer RPC API (for tools written for cgminer).
