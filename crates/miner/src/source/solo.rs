@@ -31,6 +31,7 @@ use kiln_gbt::rpc::{decode, request_body};
 use kiln_gbt::template::EXTRANONCE1_SIZE;
 use kiln_gbt::{Auth, Dialect, Endpoint, RpcError, Template};
 
+use super::{seed, xorshift};
 use crate::engine::{Solution, SourceEvent};
 use crate::stats::{PoolStatus, Stats};
 
@@ -775,16 +776,4 @@ impl SoloSource {
             self.start_call(purpose, "submitblock", params);
         }
     }
-}
-
-fn seed() -> u64 {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
-    (t ^ u64::from(std::process::id()).rotate_left(32)) | 1
-}
-
-fn xorshift(s: &mut u64) -> u64 {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    *s
 }

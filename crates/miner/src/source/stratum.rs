@@ -428,7 +428,7 @@ impl Client {
         let mut port_override: Vec<Option<u16>> = vec![None; self.pools.len()];
         let mut backup_since: Option<Instant> = None;
         let mut probing_primary_from: Option<usize> = None;
-        let mut rng = seed();
+        let mut rng = super::seed();
         while !self.stop.load(Ordering::Acquire) {
             let pool = self.pools[current].clone();
             let mut url = pool.url.clone();
@@ -537,10 +537,7 @@ impl Client {
     fn backoff(&self, attempt: u32, rng: &mut u64) -> Duration {
         let base = self.opts.backoff_base.as_secs_f64() * 2f64.powi(attempt.min(16) as i32);
         let capped = base.min(self.opts.backoff_max.as_secs_f64());
-        *rng ^= *rng << 13;
-        *rng ^= *rng >> 7;
-        *rng ^= *rng << 17;
-        let jitter = 0.5 + (*rng % 1000) as f64 / 1000.0;
+        let jitter = 0.5 + (super::xorshift(rng) % 1000) as f64 / 1000.0;
         Duration::from_secs_f64(capped * jitter)
     }
 
@@ -863,9 +860,4 @@ impl Client {
         }
         ended
     }
-}
-
-fn seed() -> u64 {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    (t.as_nanos() as u64 ^ (std::process::id() as u64) << 32) | 1
 }
