@@ -4,11 +4,9 @@
 //! 16 for AVX-512, 1 for the portable `u32`) and instantiates
 //! [`scan_batch`] inside a `#[target_feature]` function. Everything here is
 //! `#[inline(always)]`, so the whole scan is compiled with the caller's target
-//! features and becomes straight-line vector code.
-
-// Loop counters here are SHA-256 round numbers: indexing `K[i]` and `w[i]` by
-// round is the clearest way to write the algorithm.
-#![allow(clippy::needless_range_loop)]
+//! features and becomes straight-line vector code: no loop over rounds, the
+//! message schedule a sixteen-word ring the compiler can keep in registers
+//! (see [`scan_batch`]).
 
 use super::{H0, K, ScanParams};
 
