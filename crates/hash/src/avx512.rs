@@ -1,6 +1,13 @@
 //! AVX-512 backend: sixteen nonces per 512-bit vector, with native rotates
 //! (`vprord`) and three-input logic (`vpternlogd`) for Ch, Maj and the
 //! three-way XORs of the sigma functions.
+//!
+//! The kernel is the straight-line expansion of `lanes::scan_batch` (about 3,160
+//! instructions per 16 nonces, 2,850 of them on the vector ports), with the
+//! state and the schedule ring in `zmm` registers. One batch per thread: on the
+//! Ice Lake server the two 512-bit ports are the bound, not the rounds'
+//! dependency chains, and a second interleaved batch measured slower (it no
+//! longer fits the 32 registers). See BENCHMARKS.md, 2026-11-23.
 
 use core::arch::x86_64::*;
 

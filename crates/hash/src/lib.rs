@@ -233,6 +233,37 @@ mod tests {
         }
     }
 
+    /// Every kernel this CPU runs against sha2, nonce by nonce, on ranges that
+    /// start and end at every lane of a 16-lane batch and across the 2^32 wrap.
+    #[test]
+    fn every_backend_matches_sha2_at_batch_edges() {
+        let mut header = [0u8; 80];
+        for (i, b) in header.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(151).wrapping_add(7);
+        }
+        let target_hi = 0x3fff_ffff; // about one nonce in four is a candidate
+        let p = ScanParams::new(&header, target_hi);
+        for start in [0u32, 5, 16, 1_000_003, u32::MAX - 20] {
+            for len in 0..=37u32 {
+                let len = u64::from(len).min(u64::from(u32::MAX - start) + 1) as u32;
+                let want: Vec<u32> = (0..len)
+                    .map(|k| start.wrapping_add(k))
+                    .filter(|&n| {
+                        let mut h = header;
+                        h[76..].copy_from_slice(&n.to_le_bytes());
+                        let d = sha256d(&h);
+                        u32::from_le_bytes(d[28..32].try_into().unwrap()) <= target_hi
+                    })
+                    .collect();
+                for b in Backend::available() {
+                    let mut got = Vec::new();
+                    b.scan(&p, start, len, &mut got);
+                    assert_eq!(got, want, "{b}: start {start}, len {len}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn empty_string_sha256() {
         assert_eq!(hex::encode(sha256(b"")), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");

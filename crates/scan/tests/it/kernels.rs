@@ -82,3 +82,30 @@ fn backends_equal_scalar_on_random_work() {
         }
     }
 }
+
+/// The real nonce of each block at every position that matters to a kernel of
+/// 1, 2, 8, 16 or 32 lanes: first and last lane of a batch, either side of a
+/// batch boundary, and as the last nonce of a range that ends inside a batch
+/// (the masked tail). Every backend must report it, and only it, at the
+/// block's own target.
+#[test]
+fn real_nonce_found_at_every_lane_and_batch_boundary() {
+    for i in 0..2 {
+        let bytes = real_header(i);
+        let h = Header::parse(&bytes).unwrap();
+        let target = h.bits.to_target().unwrap();
+        for b in Backend::available() {
+            for before in [0u32, 1, 2, 7, 8, 9, 15, 16, 17, 23, 31, 32, 33, 47, 48, 63, 64, 65] {
+                for after in [0u32, 1, 8, 15, 16, 31, 40] {
+                    let start = h.nonce - before;
+                    let len = before + 1 + after;
+                    let w = Work::with_range(0, bytes, target, start, start as u64 + len as u64);
+                    let mut c = Vec::new();
+                    b.scan(&w.params, start, len, &mut c);
+                    let found: Vec<u32> = c.into_iter().filter(|&n| w.check(n).is_some()).collect();
+                    assert_eq!(found, [h.nonce], "{b}: block {i}, nonce at offset {before} of {len}");
+                }
+            }
+        }
+    }
+}
