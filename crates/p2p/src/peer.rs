@@ -194,6 +194,12 @@ impl Peer {
         std::mem::take(&mut self.out)
     }
 
+    /// Received bytes waiting for the rest of their message: never more than
+    /// what actually arrived, whatever length a header claims.
+    pub fn buffered(&self) -> usize {
+        self.decoder.buffered()
+    }
+
     /// True when there is something to write.
     pub fn wants_write(&self) -> bool {
         !self.out.is_empty()
