@@ -354,7 +354,7 @@ impl HeaderChain {
             return Err(HeaderError::TimeTooOld { height, time: header.time, mtp });
         }
         if self.params.enforce_bip94
-            && height % self.params.interval == 0
+            && height.is_multiple_of(self.params.interval)
             && header.time < p.header.time.saturating_sub(MAX_TIMEWARP)
         {
             return Err(HeaderError::TimeWarp { time: header.time, prev_time: p.header.time });
@@ -410,7 +410,7 @@ impl HeaderChain {
         let limit_bits = compact_of(&pr.pow_limit);
         let l = &self.entries[last];
         let height = l.height + 1;
-        if height % pr.interval != 0 {
+        if !height.is_multiple_of(pr.interval) {
             if pr.allow_min_difficulty {
                 // Twenty minutes without a block: a minimum-difficulty block is allowed.
                 if u64::from(time) > u64::from(l.header.time) + 2 * pr.target_spacing {
@@ -420,7 +420,7 @@ impl HeaderChain {
                 let mut i = last;
                 loop {
                     let e = &self.entries[i];
-                    if e.height == 0 || e.height % pr.interval == 0 || e.header.bits != limit_bits {
+                    if e.height == 0 || e.height.is_multiple_of(pr.interval) || e.header.bits != limit_bits {
                         return e.header.bits;
                     }
                     i = e.parent;
