@@ -16,6 +16,10 @@ use crate::peer::{MAX_SEND_QUEUE, Peer, PeerConfig, PeerError, PeerEvent};
 use crate::wire::MAX_HEADERS_RESULTS;
 
 const PEER: Token = Token(0);
+/// Core's `MAX_NUM_UNCONNECTING_HEADERS_MSGS`: announcements that do not
+/// connect, each answered with a `getheaders`, before the peer is dropped
+/// (so a peer cannot keep us asking forever).
+pub const MAX_UNCONNECTING_HEADERS_MSGS: u32 = 10;
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -46,6 +50,8 @@ pub enum DriverError {
     Peer(#[from] PeerError),
     #[error("disconnecting: the peer sent an invalid header ({0})")]
     BadHeader(HeaderError),
+    #[error("{0} headers messages in a row did not connect to our chain")]
+    Unconnecting(u32),
     #[error("{0} bytes queued for the peer: it is not reading")]
     SendQueueFull(usize),
     #[error("the condition was not met by the deadline")]
@@ -82,6 +88,7 @@ pub struct Driver {
     started: Instant,
     opts: DriverOptions,
     stats: DriverStats,
+    unconnecting: u32,
 }
 
 fn unix_now() -> u64 {
@@ -120,6 +127,7 @@ impl Driver {
             started: now,
             opts,
             stats: DriverStats::default(),
+            unconnecting: 0,
         })
     }
 
@@ -260,6 +268,11 @@ impl Driver {
             PeerEvent::Headers(headers) => {
                 self.stats.headers_messages += 1;
                 let now = unix_now();
+                if let Some(first) = headers.first()
+                    && self.chain.contains(&crate::headers::from_bitcoin_hash(&first.prev_blockhash))
+                {
+                    self.unconnecting = 0;
+                }
                 let full = headers.len() as u64 == MAX_HEADERS_RESULTS;
                 for (i, h) in headers.iter().enumerate() {
                     match self.chain.accept_bitcoin(h, now) {
@@ -267,6 +280,10 @@ impl Driver {
                         // An announcement that does not connect: we missed
                         // something, so ask from our locator (as Core does).
                         Err(HeaderError::PrevNotFound { .. }) if i == 0 => {
+                            self.unconnecting += 1;
+                            if self.unconnecting > MAX_UNCONNECTING_HEADERS_MSGS {
+                                return Err(DriverError::Unconnecting(self.unconnecting));
+                            }
                             return self.request_headers();
                         }
                         Err(e) => return Err(DriverError::BadHeader(e)),

@@ -26,6 +26,8 @@ enum Misbehave {
     BadHeader,
     /// After the handshake, a header claiming a 5 MB payload.
     Oversized,
+    /// Every answer is headers 5..10, which never connect to genesis.
+    Unconnecting,
 }
 
 fn headers() -> Vec<bitcoin::block::Header> {
@@ -70,6 +72,9 @@ fn scripted_peer(mode: Misbehave) -> (SocketAddr, JoinHandle<()>) {
                         f.extend_from_slice(&5_000_000u32.to_le_bytes());
                         f.extend_from_slice(&[0; 4]);
                         reply.extend(f);
+                    }
+                    NetworkMessage::GetHeaders(_) if mode == Misbehave::Unconnecting => {
+                        send(NetworkMessage::Headers(chain[5..10].to_vec()));
                     }
                     NetworkMessage::GetHeaders(gh) => {
                         let from = gh.locator_hashes.iter().find_map(|h| index.get(h)).map_or(0, |i| i + 1);
@@ -120,6 +125,14 @@ fn disconnects_with_a_reason() {
     let mut d = Driver::connect(addr, HeaderChain::new(Network::Bitcoin), DriverOptions::default()).unwrap();
     let e = d.run_until(Instant::now() + Duration::from_secs(60), |_| false).unwrap_err();
     assert!(matches!(e, DriverError::Peer(PeerError::Wire(WireError::Oversized { len: 5_000_000, .. }))), "{e}");
+    drop(d);
+    peer.join().unwrap();
+
+    let (addr, peer) = scripted_peer(Misbehave::Unconnecting);
+    let mut d = Driver::connect(addr, HeaderChain::new(Network::Bitcoin), DriverOptions::default()).unwrap();
+    let e = d.run_until(Instant::now() + Duration::from_secs(60), |_| false).unwrap_err();
+    assert!(matches!(e, DriverError::Unconnecting(11)), "{e}");
+    assert_eq!(d.stats().getheaders_sent, 11);
     drop(d);
     peer.join().unwrap();
 
