@@ -14,7 +14,8 @@ use kiln_validate::rules::Network;
 use kiln_validate::{InputError, Options, decode_block, read_spent_bytes, validate_block};
 
 /// Names the targets for `replay` and the seed writer.
-pub const TARGETS: [&str; 4] = ["stratum_session", "stratum_codec", "block_reader", "prevouts_reader"];
+pub const TARGETS: [&str; 6] =
+    ["stratum_session", "stratum_codec", "block_reader", "prevouts_reader", "p2p_peer", "rpc_response"];
 
 /// The body of the target called `name`.
 pub fn target(name: &str) -> Option<fn(&[u8])> {
@@ -23,6 +24,8 @@ pub fn target(name: &str) -> Option<fn(&[u8])> {
         "stratum_codec" => stratum_codec,
         "block_reader" => block_reader,
         "prevouts_reader" => prevouts_reader,
+        "p2p_peer" => p2p_peer,
+        "rpc_response" => rpc_response,
         _ => return None,
     })
 }
@@ -232,5 +235,66 @@ pub fn prevouts_reader(data: &[u8]) {
     if n > 0 {
         let fewer = read_spent_bytes(data, Some(n - 1), "fuzz");
         assert!(fewer.is_err(), "one too many entries accepted");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Peers and nodes
+
+/// First byte: how many bytes each `receive` gets (1–256; a peer's bytes
+/// arrive split anywhere). The rest: what a mainnet peer sends after kiln's
+/// `version`. Whatever it is, the state machine either goes on or names a
+/// reason to disconnect; it never buffers more than one allowed message
+/// plus one piece.
+pub fn p2p_peer(data: &[u8]) {
+    use kiln_p2p::peer::{Peer, PeerConfig};
+    let Some((&first, stream)) = data.split_first() else { return };
+    let chunk = usize::from(first) + 1;
+    let now = std::time::Instant::now();
+    let (mut peer, _hello) = Peer::new(PeerConfig::new(bitcoin::Network::Bitcoin, 0, 1_700_000_000, 7), now);
+    for piece in stream.chunks(chunk) {
+        if peer.receive(piece, now).is_err() {
+            return;
+        }
+        assert!(peer.buffered() <= 4_000_000 + 24 + chunk, "buffered {} bytes", peer.buffered());
+        let _ = peer.take_outgoing();
+    }
+    let _ = peer.poll_tick(now + std::time::Duration::from_secs(3600));
+}
+
+/// First byte: piece size (1–256). The rest: what a node answers over
+/// HTTP. The reader never yields a body over its limit; a complete answer
+/// goes through the JSON-RPC decoder and, when it is an object, the
+/// template parser, as the solo source would.
+pub fn rpc_response(data: &[u8]) {
+    use kiln_gbt::http::ResponseReader;
+    const LIMIT: usize = 1 << 20;
+    let Some((&first, stream)) = data.split_first() else { return };
+    let chunk = usize::from(first) + 1;
+    let mut reader = ResponseReader::new(LIMIT);
+    let mut done = None;
+    for piece in stream.chunks(chunk) {
+        match reader.feed(piece) {
+            Ok(Some(r)) => {
+                done = Some(r);
+                break;
+            }
+            Ok(None) => {}
+            Err(_) => return,
+        }
+    }
+    let Some(resp) = done.or_else(|| reader.finish().ok()) else { return };
+    assert!(resp.body.len() <= LIMIT);
+    if let Ok(v) = kiln_gbt::rpc::decode(&resp)
+        && let Ok(t) = kiln_gbt::Template::from_json(&v)
+    {
+        let payout = bitcoin::ScriptBuf::from_bytes(vec![0x51]);
+        if let Ok(job) = t.job("1".into(), &payout, b"/fuzz/", [0; 4], true) {
+            let en2 = vec![0; job.extranonce2_size];
+            let header = job.header(&en2, job.ntime, job.version);
+            if let Ok(block) = t.assemble(&job, &en2, &header) {
+                let _ = t.check_except_pow(&block, Network::Mainnet);
+            }
+        }
     }
 }

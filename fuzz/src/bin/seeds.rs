@@ -180,6 +180,66 @@ fn main() {
         serde_json::from_slice(&data("mainnet/block_367891.spent_utxos.json.zst")).expect("json");
     write(&d, "kiln_367891_20.json", serde_json::to_string(&old_spent[..20]).unwrap().as_bytes());
 
+    // A mainnet peer: version, verack, ping, 200 real headers, an inv.
+    {
+        use bitcoin::p2p::message::NetworkMessage;
+        use bitcoin::p2p::message_blockdata::Inventory;
+        use bitcoin::p2p::message_network::VersionMessage;
+        use bitcoin::p2p::{Address, ServiceFlags};
+        let magic = kiln_p2p::wire::magic(bitcoin::Network::Bitcoin);
+        let addr = Address::new(&"127.0.0.1:8333".parse().unwrap(), ServiceFlags::NONE);
+        let version = VersionMessage::new(
+            ServiceFlags::NETWORK | ServiceFlags::WITNESS,
+            1_700_000_000,
+            addr.clone(),
+            addr,
+            99,
+            "/Satoshi:31.99.0/".into(),
+            10_236,
+        );
+        let headers_raw = data("mainnet/headers_0_10236.bin.zst");
+        let headers: Vec<bitcoin::block::Header> =
+            headers_raw.chunks(80).skip(1).take(200).map(|h| bitcoin::consensus::deserialize(h).unwrap()).collect();
+        let first_hash = headers[0].block_hash();
+        let msgs = [
+            NetworkMessage::Version(version),
+            NetworkMessage::WtxidRelay,
+            NetworkMessage::SendAddrV2,
+            NetworkMessage::Verack,
+            NetworkMessage::Ping(5),
+            NetworkMessage::Headers(headers),
+            NetworkMessage::Inv(vec![Inventory::Block(first_hash)]),
+        ];
+        let stream: Vec<u8> = msgs.into_iter().flat_map(|m| kiln_p2p::wire::encode_message(magic, m)).collect();
+        for (tag, first) in [("1", 0u8), ("61", 60), ("256", 255)] {
+            write(&dir("p2p_peer"), &format!("handshake_headers_chunk{tag}"), &[&[first][..], &stream].concat());
+        }
+    }
+
+    // A node's answers: a template (block 866342's first 40 transactions,
+    // so the commitment is kiln's own), a 2.0 error, a 1.0 error, a 401,
+    // a chunked answer.
+    {
+        let mut gbt: Value =
+            serde_json::from_slice(&data("gbt/block_866342_as_getblocktemplate.json.zst")).expect("gbt json");
+        let t = &mut gbt["template"];
+        t["transactions"].as_array_mut().unwrap().truncate(40);
+        t.as_object_mut().unwrap().remove("default_witness_commitment");
+        let body = serde_json::to_string(&json!({"jsonrpc": "2.0", "result": t, "id": 1})).unwrap();
+        let http = |status: &str, body: &str| {
+            format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+        };
+        let d = dir("rpc_response");
+        write(&d, "template_40_chunk97", &[&[96u8][..], http("200 OK", &body).as_bytes()].concat());
+        let err2 = r#"{"jsonrpc":"2.0","error":{"code":-10,"message":"Bitcoin Core is in initial sync"},"id":1}"#;
+        write(&d, "error_2_0", &[&[255u8][..], http("200 OK", err2).as_bytes()].concat());
+        let err1 = r#"{"result":null,"error":{"code":-28,"message":"Loading block index..."},"id":1}"#;
+        write(&d, "error_1_0", &[&[7u8][..], http("500 Internal Server Error", err1).as_bytes()].concat());
+        write(&d, "unauthorized", b"\x10HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n");
+        let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n{\"result\"\r\n7\r\n:null}\n\r\n0\r\n\r\n";
+        write(&d, "chunked", &[&[3u8][..], chunked.as_bytes()].concat());
+    }
+
     for t in kiln_fuzz::TARGETS {
         let n = std::fs::read_dir(dir(t)).map_or(0, |d| d.count());
         println!("{t}: {n} seeds in {}", dir(t).display());
