@@ -516,6 +516,10 @@ impl SoloSource {
         let received = Instant::now();
         if !self.reached || self.retry_at.is_some() || self.failures > 0 {
             self.stats.pool_event(0, true, false);
+            if self.reached {
+                log::info!("{}: the node answers again", self.cfg.endpoint);
+                self.stats.set_pool(&self.cfg.endpoint.to_string(), "connected");
+            }
         }
         self.reached = true;
         self.failures = 0;
