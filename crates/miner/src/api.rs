@@ -153,6 +153,26 @@ pub fn prometheus(s: &crate::stats::Snapshot) -> String {
         "Shares that met the network target.",
         vec![(String::new(), s.blocks as f64)],
     );
+    metric(
+        "blocks_accepted_total",
+        "counter",
+        "Blocks the node accepted (solo mining).",
+        vec![(String::new(), s.blocks_accepted as f64)],
+    );
+    metric(
+        "blocks_rejected_total",
+        "counter",
+        "Blocks the node refused (solo mining; reasons in /summary).",
+        vec![(String::new(), s.blocks_rejected as f64)],
+    );
+    if let Some(ms) = s.job_switch_ms_median {
+        metric(
+            "job_switch_ms_median",
+            "gauge",
+            "Median ms from a job's arrival to every scanner hashing it (last 256 jobs).",
+            vec![(String::new(), ms)],
+        );
+    }
     metric("pool_difficulty", "gauge", "Current share difficulty.", vec![(String::new(), s.difficulty)]);
     metric(
         "best_share_difficulty",

@@ -111,7 +111,7 @@ fn run_chromium(bin: &Path, profile: &Path, extra: &[String], url: &str) -> Stri
     stdout
 }
 
-fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
+pub fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
@@ -121,7 +121,7 @@ fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
     (head.to_string(), body.to_string())
 }
 
-fn json(addr: SocketAddr, path: &str) -> serde_json::Value {
+pub fn json(addr: SocketAddr, path: &str) -> serde_json::Value {
     let (head, body) = http_get(addr, path);
     assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))

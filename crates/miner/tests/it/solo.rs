@@ -106,11 +106,20 @@ fn mines_twenty_blocks_core_accepts_with_real_mempool_transactions() {
     let mut expected: HashSet<Txid> = send_spends(&node, &coins[..4]).into_iter().collect();
     let start = height(&node);
     let (address, payout_spk) = payout();
-    let miner = Miner::start(config(solo(&node, &address), Some(20.0))).unwrap();
+    let api = Some("127.0.0.1:0".parse().unwrap());
+    let miner = Miner::start(MinerConfig { api, ..config(solo(&node, &address), Some(20.0)) }).unwrap();
     let stats = miner.stats();
     wait_for("5 accepted blocks", Duration::from_secs(60), || stats.snapshot().blocks_accepted >= 5);
     expected.extend(send_spends(&node, &coins[4..]));
     wait_for("25 accepted blocks", Duration::from_secs(90), || stats.snapshot().blocks_accepted >= 25);
+    // The same API as pool mining: the node, its state and the blocks.
+    let api = miner.api_addr.unwrap();
+    let summary = crate::dashboard::json(api, "/summary");
+    assert!(summary["blocks_accepted"].as_u64().unwrap() >= 25, "{summary}");
+    assert_eq!(summary["pool"], node.rpc_url().trim_end_matches('/'));
+    assert_eq!(summary["pool_state"], "connected");
+    let (_, metrics) = crate::dashboard::http_get(api, "/metrics");
+    assert!(metrics.contains("blocks_accepted_total"), "{metrics}");
     miner.stop();
     let s = stats.snapshot();
     eprintln!(
