@@ -7,8 +7,10 @@
 pub mod driver;
 pub mod headers;
 pub mod peer;
+pub mod sync;
 pub mod wire;
 
 pub use headers::{Accepted, ChainParams, HeaderChain, HeaderError};
 pub use peer::{Peer, PeerConfig, PeerError, PeerEvent};
+pub use sync::{Action, PeerId, Sync, SyncConfig, SyncError};
 pub use wire::{Decoder, WireError};

@@ -6,3 +6,4 @@ mod driver;
 mod headers;
 mod hostile;
 mod node;
+mod sync;
