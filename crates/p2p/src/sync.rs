@@ -298,7 +298,12 @@ impl Sync {
         out: &mut Vec<Action>,
     ) -> Result<(), SyncError> {
         let full = headers.len() as u64 == MAX_HEADERS_RESULTS;
-        // Continuity first, as Core does: each header builds on the previous.
+        // Proof of work of every header, then continuity, in Core's order
+        // (`CheckHeadersPoW`, then `CheckHeadersAreContinuous`): both cheap,
+        // and they make presync's accounting sound.
+        for h in headers {
+            self.chain.check_proof_of_work(h).map_err(SyncError::BadHeader)?;
+        }
         let hashes: Vec<BlockHash> = headers.iter().map(Header::block_hash).collect();
         for (i, h) in headers.iter().enumerate().skip(1) {
             if h.prev_blockhash != hashes[i - 1] {
