@@ -201,8 +201,13 @@ impl Sync {
         st.ready = true;
         st.start_height = start_height;
         let mut out = Vec::new();
+        let sync_idle = self.sync_peer.and_then(|id| self.peers.get(&id)).is_none_or(|p| p.in_flight.is_none());
         if self.sync_peer.is_none() {
             self.sync_peer = Some(peer);
+            self.ask(peer, None, now, &mut out);
+        } else if sync_idle && i64::from(start_height) > i64::from(self.chain.best_height()) {
+            // The sync peer has nothing in flight (it had no more to give)
+            // and this one claims more: ask it, no request is duplicated.
             self.ask(peer, None, now, &mut out);
         }
         out

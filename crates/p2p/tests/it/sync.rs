@@ -162,8 +162,8 @@ fn off_best_cap_disconnects() {
 fn stalled_sync_peer_is_replaced() {
     let (mut s, _) = synced(10, SyncConfig { stall_timeout: Duration::from_secs(120), ..SyncConfig::default() });
     let t0 = Instant::now();
-    // Peer 2 is ready but not asked: one sync peer at a time.
-    assert!(s.peer_ready(2, 0, t0).is_empty());
+    // Peer 2 is ready but not asked: one sync peer at a time, busy.
+    assert!(s.peer_ready(2, 50, t0).is_empty());
     assert_eq!(s.sync_peer(), Some(1));
     assert!(s.tick(t0 + Duration::from_secs(60)).is_empty());
     let deadline = s.next_deadline().unwrap();
@@ -204,4 +204,17 @@ fn mainnet_headers_below_minimum_chain_work_are_not_stored() {
     s.peer_ready(1, 900_000, Instant::now());
     s.headers(1, &real[1..2001], Instant::now(), NOW);
     assert_eq!(s.chain().best_height(), 2000);
+}
+
+#[test]
+fn a_taller_peer_is_asked_once_the_sync_peer_is_idle() {
+    let (mut s, ours) = synced(10, SyncConfig::default());
+    // The sync peer has nothing more: an empty answer.
+    assert!(s.headers(1, &[], Instant::now(), NOW).is_empty());
+    // A peer announcing no more than our height is not asked...
+    assert!(s.peer_ready(2, 10, Instant::now()).is_empty());
+    // ...one announcing more is.
+    let a = s.peer_ready(3, 25, Instant::now());
+    assert_eq!(get_headers_from(&a), Some(hash(&ours[9])), "{a:?}");
+    assert_eq!(s.sync_peer(), Some(1));
 }
