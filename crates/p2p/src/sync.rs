@@ -24,7 +24,8 @@
 //! is not applied, so a rival branch is stored only once it has more work
 //! than our tip (an equal-work rival tip is ignored until extended); a
 //! presync is bounded by time as Core does (at most six headers per second
-//! since the fork point's timestamp, plus two hours).
+//! since the fork point's timestamp, plus two hours) and, since full hashes
+//! cost more than Core's bits, by [`MAX_COMMITMENTS`] per peer.
 //!
 //! # Hard cap
 //!
@@ -55,6 +56,10 @@ pub type PeerId = u64;
 
 /// Heights between two remembered presync hashes.
 pub const COMMITMENT_PERIOD: u32 = 100;
+/// Presync hashes kept per peer at most (3.2 MB, ten million headers: twice
+/// testnet3's height). The time bound alone would allow billions of headers
+/// on a network with minimum-difficulty blocks, so memory is bounded here.
+pub const MAX_COMMITMENTS: usize = 100_000;
 /// Core's `MAX_NUM_UNCONNECTING_HEADERS_MSGS`.
 pub const MAX_UNCONNECTING_HEADERS_MSGS: u32 = 10;
 
@@ -86,7 +91,7 @@ pub enum SyncError {
     NonContinuous { hash: BlockHash },
     #[error("presync: nBits {bits:#010x} at height {height} is not a permitted difficulty transition")]
     BadTransition { height: u32, bits: u32 },
-    #[error("presync: chain longer than time allows ({height} headers past the fork point's time)")]
+    #[error("presync: chain longer than time or memory allows (height {height})")]
     PresyncTooLong { height: u32 },
     #[error("redownload: header at height {height} is {got}, presync saw {expected}")]
     CommitmentMismatch { height: u32, got: BlockHash, expected: BlockHash },
@@ -400,7 +405,7 @@ impl Sync {
             if !permitted_transition(self.chain.params(), height, ps.last_bits, h.bits) {
                 return Err(SyncError::BadTransition { height, bits: h.bits.0 });
             }
-            if height > max_height {
+            if height > max_height || ps.commitments.len() >= MAX_COMMITMENTS {
                 return Err(SyncError::PresyncTooLong { height });
             }
             ps.height = height;
