@@ -163,6 +163,53 @@ pub struct SoloArgs {
     pub rpc_proposal: bool,
 }
 
+/// `kiln node`: header sync from Bitcoin peers.
+#[derive(clap::Args)]
+pub struct NodeArgs {
+    /// Which network: main, test (testnet3), testnet4, signet or regtest.
+    #[arg(long, value_name = "CHAIN", value_parser = parse_chain)]
+    pub chain: bitcoin::Network,
+    /// A peer to connect to, IP:PORT or HOST:PORT (repeatable; at least one:
+    /// there is no peer discovery yet). Lost peers are dialled again with
+    /// back-off.
+    #[arg(long = "connect", value_name = "ADDR", value_parser = parse_connect)]
+    pub connect: Vec<std::net::SocketAddr>,
+    /// Data directory: accepted but unused yet. Headers live in memory;
+    /// storing headers and blocks on disk is the next step.
+    #[arg(long, value_name = "DIR")]
+    pub datadir: Option<PathBuf>,
+    /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
+    #[arg(long, value_name = "S")]
+    pub duration: Option<u64>,
+    /// Seconds between status lines.
+    #[arg(long, value_name = "S", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub status_interval: u64,
+}
+
+/// Core's chain names (and rust-bitcoin's spellings of them).
+fn parse_chain(s: &str) -> Result<bitcoin::Network, String> {
+    match s {
+        "main" | "mainnet" | "bitcoin" => Ok(bitcoin::Network::Bitcoin),
+        "test" | "testnet" | "testnet3" => Ok(bitcoin::Network::Testnet),
+        "testnet4" => Ok(bitcoin::Network::Testnet4),
+        "signet" => Ok(bitcoin::Network::Signet),
+        "regtest" => Ok(bitcoin::Network::Regtest),
+        _ => Err(format!("unknown chain '{s}' (main, test, testnet4, signet or regtest)")),
+    }
+}
+
+/// IP:PORT, or HOST:PORT resolved now (the first address).
+fn parse_connect(s: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    s.to_socket_addrs()
+        .map_err(|e| format!("'{s}' is not IP:PORT or HOST:PORT ({e})"))?
+        .next()
+        .ok_or_else(|| format!("'{s}' resolves to no address"))
+}
+
 #[derive(Subcommand)]
 pub enum Cmd {
     /// Measure sha256d hash rates of every available backend (no pool, no GPU needed).
@@ -208,6 +255,22 @@ pub enum Cmd {
     /// average, accepted/rejected/stale shares, hardware errors, pool and
     /// difficulty.
     Mine(Box<MineArgs>),
+    /// Sync block headers from Bitcoin peers (headers only for now).
+    ///
+    /// Example: kiln node --chain regtest --connect 127.0.0.1:18444
+    ///
+    /// Connects to every --connect peer (outbound only: nothing listens),
+    /// downloads and fully validates the header chain (proof of work,
+    /// retargeting, time and version rules), follows new blocks, and prints
+    /// a status line: peers, headers, best height and tip, sync rate and ETA.
+    /// Headers of less work than our chain (or than the network's minimum
+    /// chain work) are measured before anything is stored, as Core's
+    /// headers presync does. Blocks are not downloaded, stored or validated
+    /// yet; --datadir is accepted for that next step and unused.
+    ///
+    /// Stops after --duration or on SIGINT/SIGTERM. Exit status: 0 ok,
+    /// 2 usage errors (a bad address or chain).
+    Node(NodeArgs),
     /// Validate a block: proof of work, merkle root, witness commitment, BIP34,
     /// the consensus rules that protect money (sizes, weight, coinbase,
     /// amounts, fees and subsidy, duplicate and missing inputs, coinbase

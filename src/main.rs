@@ -33,6 +33,10 @@ fn main() -> ExitCode {
             commands::devices::run()
         }
         Cmd::Mine(args) => mine(*args),
+        Cmd::Node(args) => {
+            logger::init(Level::Info);
+            commands::node::run(args)
+        }
         Cmd::VerifyBlock { files, chain, threads, no_schnorr_batch, all_scripts, json } => {
             logger::init(Level::Info);
             let threads = threads.into();

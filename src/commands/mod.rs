@@ -3,4 +3,5 @@
 pub mod bench;
 pub mod devices;
 pub mod mine;
+pub mod node;
 pub mod verify;

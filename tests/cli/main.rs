@@ -395,3 +395,53 @@ fn mine_solo_exit_codes_and_blocks_against_a_real_node() {
     assert!(height >= 1, "no block was mined:\n{}", text(&o));
     assert!(text(&o).contains(&format!("accepted {height}")), "the summary counts the node's blocks:\n{}", text(&o));
 }
+
+/// `kiln node` syncs the headers of a real regtest bitcoind over P2P and
+/// names Core's tip and height in its summary; it stops cleanly on SIGINT;
+/// a bad address or chain, or no peer at all, is a usage error (exit 2).
+#[test]
+fn node_syncs_headers_from_bitcoind_and_usage_errors_exit_2() {
+    for bad in [
+        &["node", "--chain", "regtest", "--connect", "not-an-address"][..],
+        &["node", "--chain", "regtest", "--connect", "127.0.0.1"],
+        &["node", "--chain", "moon", "--connect", "127.0.0.1:18444"],
+        &["node", "--chain", "regtest"],
+    ] {
+        let o = kiln(bad);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", text(&o));
+    }
+    let help = text(&kiln(&["node", "--help"]));
+    assert!(help.contains("headers only") && help.contains("--datadir"), "{help}");
+
+    let node = kiln_testkit::require_node!(kiln_testkit::NodeOptions::default());
+    let addr = node.p2p_addr().expect("listening node").to_string();
+    kiln_testkit::regtest::generate_to_address(&node, 200, &kiln_testkit::regtest::op_true_address()).unwrap();
+    let best = kiln_testkit::regtest::best_block_hash(&node).unwrap().to_string();
+    let o = kiln(&["node", "--chain", "regtest", "--connect", &addr, "--duration", "5", "--status-interval", "1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(&format!("best height 200 tip {best}")), "{}", text(&o));
+    assert!(text(&o).contains("peers 1/1"), "a status line: {}", text(&o));
+
+    // SIGINT: a clean stop with the summary.
+    let child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["node", "--chain", "regtest", "--connect", &addr])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let Ok(o) = rx.recv_timeout(std::time::Duration::from_secs(10)) else {
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        panic!("kiln node did not exit within 10 s of SIGINT");
+    };
+    let o = o.unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("tip {best}")), "{}", text(&o));
+}

@@ -49,6 +49,24 @@ pub struct ChainParams {
     pub no_retargeting: bool,
     /// testnet4: BIP94 (retarget from the period's first nBits; timewarp rule).
     pub enforce_bip94: bool,
+    /// Core's `nMinimumChainWork`: a peer's headers are not stored until
+    /// their chain has at least this much work (and more than our tip's),
+    /// so a peer cannot fill our memory with cheap low-difficulty headers
+    /// (see [`crate::sync`]). Zero on regtest; tests may lower it.
+    pub min_chain_work: Work,
+}
+
+/// A chain-work constant written as Core's `uint256{"…"}` big-endian hex.
+fn work_hex(hex: &str) -> Work {
+    let mut be = [0u8; 32];
+    let digits = hex.as_bytes();
+    let off = 64 - digits.len();
+    for (i, d) in digits.iter().enumerate() {
+        let v = (*d as char).to_digit(16).expect("constant is hex") as u8;
+        let n = off + i;
+        be[n / 2] |= if n.is_multiple_of(2) { v << 4 } else { v };
+    }
+    Work::from_be_bytes(be)
 }
 
 impl ChainParams {
@@ -76,6 +94,8 @@ impl ChainParams {
             allow_min_difficulty: false,
             no_retargeting: false,
             enforce_bip94: false,
+            // Core's kernel/chainparams.cpp (2026 release values).
+            min_chain_work: work_hex("1128750f82f4c366153a3a030"),
         };
         match network {
             Network::Testnet => ChainParams {
@@ -83,6 +103,7 @@ impl ChainParams {
                 bip66_height: 330_776,
                 bip65_height: 581_885,
                 allow_min_difficulty: true,
+                min_chain_work: work_hex("17dde1c649f3708d14b6"),
                 ..base
             },
             Network::Testnet4 => ChainParams {
@@ -91,6 +112,7 @@ impl ChainParams {
                 bip65_height: 1,
                 allow_min_difficulty: true,
                 enforce_bip94: true,
+                min_chain_work: work_hex("9a0fe15d0177d086304"),
                 ..base
             },
             Network::Signet => ChainParams {
@@ -98,6 +120,7 @@ impl ChainParams {
                 bip34_height: 1,
                 bip66_height: 1,
                 bip65_height: 1,
+                min_chain_work: work_hex("67d328e681a"),
                 ..base
             },
             Network::Regtest => ChainParams {
@@ -107,6 +130,7 @@ impl ChainParams {
                 bip65_height: 1,
                 allow_min_difficulty: true,
                 no_retargeting: true,
+                min_chain_work: Work::from_le_bytes([0; 32]),
                 ..base
             },
             Network::Bitcoin => base,
@@ -265,6 +289,27 @@ impl HeaderChain {
                 step *= 2;
             }
         }
+    }
+
+    /// Headers stored that are not on the best chain (forks, and what a
+    /// reorg displaced): what the hard cap in [`crate::sync`] bounds.
+    pub fn off_best_len(&self) -> usize {
+        self.entries.len() - self.active.len()
+    }
+
+    /// The cumulative work `header` would have if stored: `None` when its
+    /// parent is unknown. No validation.
+    pub fn chainwork_of_child(&self, header: &Header) -> Option<Work> {
+        self.get(&header.prev_blockhash).map(|p| p.chainwork + work_of(header.bits))
+    }
+
+    /// Proof of work alone (Core's `CheckProofOfWork`): what headers not yet
+    /// stored (presync) can be checked for without their ancestors.
+    ///
+    /// # Errors
+    /// [`HeaderError::HighHash`].
+    pub fn check_proof_of_work(&self, header: &Header) -> Result<(), HeaderError> {
+        self.check_pow(header, header.block_hash())
     }
 
     /// Checks `header` and stores it if valid. `now` is the caller's Unix
@@ -483,9 +528,29 @@ pub fn from_bitcoin_hash(hash: &bitcoin::BlockHash) -> BlockHash {
     BlockHash(hash.to_byte_array())
 }
 
+/// Core's `PermittedDifficultyTransition`: whether nBits `new` may follow
+/// `old` at `height` without knowing the timestamps of the period. Used in
+/// presync, where ancestors are not stored: between retargets nBits must not
+/// change, at a retarget it may move at most four-fold; networks allowing
+/// minimum-difficulty blocks (testnet, regtest) allow anything.
+pub fn permitted_transition(params: &ChainParams, height: u32, old: CompactTarget, new: CompactTarget) -> bool {
+    if params.allow_min_difficulty {
+        return true;
+    }
+    if !height.is_multiple_of(params.interval) {
+        return old == new;
+    }
+    let (Ok(old_t), Ok(new_t)) = (old.to_target(), new.to_target()) else { return false };
+    let largest = mul_div(&old_t, 4, 1).filter(|t| *t <= params.pow_limit).unwrap_or(params.pow_limit);
+    let smallest = mul_div(&old_t, 1, 4).unwrap_or(old_t);
+    // Compare after the compact round trip, as Core does.
+    let round = |t: &Target| compact_of(t).to_target().unwrap_or(*t);
+    new_t <= round(&largest) && new_t >= round(&smallest)
+}
+
 /// Expected hashes to meet nBits (Core's `GetBlockProof`); zero for an
 /// invalid nBits, which never reaches storage anyway.
-fn work_of(bits: CompactTarget) -> Work {
+pub fn work_of(bits: CompactTarget) -> Work {
     match bits.to_target() {
         Ok(t) => bitcoin::Target::from_le_bytes(t.to_le_bytes()).to_work(),
         Err(_) => Work::from_le_bytes([0; 32]),

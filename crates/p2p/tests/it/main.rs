@@ -5,4 +5,6 @@
 mod driver;
 mod headers;
 mod hostile;
+mod multi;
 mod node;
+mod sync;
