@@ -94,7 +94,9 @@ impl ChainParams {
             allow_min_difficulty: false,
             no_retargeting: false,
             enforce_bip94: false,
-            // Core's kernel/chainparams.cpp (2026 release values).
+            // nMinimumChainWork of each network: Bitcoin Core's
+            // src/kernel/chainparams.cpp, the source our test bitcoind is
+            // built from (the crate libbitcoinkernel-sys 0.4.1; checked there).
             min_chain_work: work_hex("1128750f82f4c366153a3a030"),
         };
         match network {
@@ -120,7 +122,7 @@ impl ChainParams {
                 bip34_height: 1,
                 bip66_height: 1,
                 bip65_height: 1,
-                min_chain_work: work_hex("67d328e681a"),
+                min_chain_work: work_hex("b463ea0a4b8"),
                 ..base
             },
             Network::Regtest => ChainParams {

@@ -102,10 +102,11 @@ fn mainnet_no_min_work() -> HeaderChain {
 
 #[test]
 fn stalled_sync_peer_is_replaced_and_a_bad_peer_dropped_alone() {
-    // The silent peer answers first, so it becomes the sync peer.
+    // The silent peer answers first (the others 1.5 s and 3 s later, a wide
+    // margin on a loaded machine), so it becomes the sync peer.
     let (silent, _) = scripted(Mode::Silent, Duration::ZERO, 1);
-    let (bad, _) = scripted(Mode::BadHeader, Duration::from_millis(300), 1);
-    let (good, _) = scripted(Mode::Serve, Duration::from_millis(600), 1);
+    let (bad, _) = scripted(Mode::BadHeader, Duration::from_millis(1500), 1);
+    let (good, _) = scripted(Mode::Serve, Duration::from_millis(3000), 1);
     let opts = NodeOptions {
         sync: SyncConfig { stall_timeout: Duration::from_secs(1), ..SyncConfig::default() },
         reconnect_min: Duration::from_secs(30),
