@@ -3,7 +3,6 @@
 //! 2,000, then 236), and disconnection with a reason when the peer sends a
 //! header with a broken proof of work or an oversized message.
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::thread::{self, JoinHandle};
@@ -30,18 +29,13 @@ enum Misbehave {
     Unconnecting,
 }
 
-fn headers() -> Vec<bitcoin::block::Header> {
-    kiln_testkit::data::mainnet_headers().iter().map(|b| bitcoin::consensus::deserialize(b).unwrap()).collect()
-}
-
 /// A mainnet "node" that knows the first 10,237 headers and answers
 /// `getheaders` as Core does (at most 2,000 after the first known locator hash).
 fn scripted_peer(mode: Misbehave) -> (SocketAddr, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let handle = thread::spawn(move || {
-        let chain = headers();
-        let index: HashMap<_, _> = chain.iter().enumerate().map(|(i, h)| (h.block_hash(), i)).collect();
+        let (chain, index) = crate::mainnet_chain();
         let magic = wire::magic(Network::Bitcoin);
         let (mut s, _) = listener.accept().unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -77,12 +71,12 @@ fn scripted_peer(mode: Misbehave) -> (SocketAddr, JoinHandle<()>) {
                         send(NetworkMessage::Headers(chain[5..10].to_vec()));
                     }
                     NetworkMessage::GetHeaders(gh) => {
-                        let from = gh.locator_hashes.iter().find_map(|h| index.get(h)).map_or(0, |i| i + 1);
-                        let mut batch = chain[from.min(chain.len())..(from + 2000).min(chain.len())].to_vec();
-                        if mode == Misbehave::BadHeader && (from..from + batch.len()).contains(&4500) {
-                            batch[4500 - from].nonce ^= 1;
-                        }
-                        send(NetworkMessage::Headers(batch));
+                        send(NetworkMessage::Headers(crate::headers_for(
+                            &chain,
+                            &index,
+                            &gh,
+                            mode == Misbehave::BadHeader,
+                        )));
                     }
                     NetworkMessage::Ping(n) => send(NetworkMessage::Pong(n)),
                     _ => {}

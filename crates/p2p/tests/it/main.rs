@@ -8,3 +8,34 @@ mod hostile;
 mod multi;
 mod node;
 mod sync;
+
+use std::collections::HashMap;
+
+use bitcoin::BlockHash;
+use bitcoin::block::Header;
+use bitcoin::p2p::message_blockdata::GetHeadersMessage;
+
+/// The real mainnet headers a scripted peer serves, and their positions.
+pub fn mainnet_chain() -> (Vec<Header>, HashMap<BlockHash, usize>) {
+    let chain: Vec<Header> =
+        kiln_testkit::data::mainnet_headers().iter().map(|b| bitcoin::consensus::deserialize(b).unwrap()).collect();
+    let index = chain.iter().enumerate().map(|(i, h)| (h.block_hash(), i)).collect();
+    (chain, index)
+}
+
+/// What an honest peer answers to `getheaders` (up to 2,000 headers after
+/// the first locator hash it knows), with header 4,500's nonce flipped
+/// when `corrupt` (a peer serving a header without proof of work).
+pub fn headers_for(
+    chain: &[Header],
+    index: &HashMap<BlockHash, usize>,
+    gh: &GetHeadersMessage,
+    corrupt: bool,
+) -> Vec<Header> {
+    let from = gh.locator_hashes.iter().find_map(|h| index.get(h)).map_or(0, |i| i + 1);
+    let mut batch = chain[from.min(chain.len())..(from + 2000).min(chain.len())].to_vec();
+    if corrupt && (from..from + batch.len()).contains(&4500) {
+        batch[4500 - from].nonce ^= 1;
+    }
+    batch
+}

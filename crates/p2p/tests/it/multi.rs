@@ -4,7 +4,6 @@
 //! the sync; a peer sending a bad header is dropped alone; a peer that
 //! hangs up is dialled again with back-off.
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -42,9 +41,7 @@ fn scripted(mode: Mode, delay: Duration, conns: u32) -> (SocketAddr, Arc<AtomicU
     let accepted = Arc::new(AtomicU32::new(0));
     let count = Arc::clone(&accepted);
     thread::spawn(move || {
-        let chain: Vec<bitcoin::block::Header> =
-            kiln_testkit::data::mainnet_headers().iter().map(|b| bitcoin::consensus::deserialize(b).unwrap()).collect();
-        let index: HashMap<_, _> = chain.iter().enumerate().map(|(i, h)| (h.block_hash(), i)).collect();
+        let (chain, index) = crate::mainnet_chain();
         let magic = wire::magic(Network::Bitcoin);
         for _ in 0..conns {
             let Ok((mut s, _)) = listener.accept() else { return };
@@ -74,12 +71,12 @@ fn scripted(mode: Mode, delay: Duration, conns: u32) -> (SocketAddr, Arc<AtomicU
                         NetworkMessage::Verack if mode == Mode::HangUp => break 'conn,
                         NetworkMessage::GetHeaders(_) if mode == Mode::Silent => {}
                         NetworkMessage::GetHeaders(gh) => {
-                            let from = gh.locator_hashes.iter().find_map(|h| index.get(h)).map_or(0, |i| i + 1);
-                            let mut batch = chain[from.min(chain.len())..(from + 2000).min(chain.len())].to_vec();
-                            if mode == Mode::BadHeader && (from..from + batch.len()).contains(&4500) {
-                                batch[4500 - from].nonce ^= 1;
-                            }
-                            send(NetworkMessage::Headers(batch));
+                            send(NetworkMessage::Headers(crate::headers_for(
+                                &chain,
+                                &index,
+                                &gh,
+                                mode == Mode::BadHeader,
+                            )));
                         }
                         NetworkMessage::Ping(n) => send(NetworkMessage::Pong(n)),
                         _ => {}
