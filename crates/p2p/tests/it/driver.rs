@@ -10,8 +10,6 @@ use std::time::{Duration, Instant};
 
 use bitcoin::Network;
 use bitcoin::p2p::message::NetworkMessage;
-use bitcoin::p2p::message_network::VersionMessage;
-use bitcoin::p2p::{Address, ServiceFlags};
 use kiln_p2p::driver::{Driver, DriverError, DriverOptions};
 use kiln_p2p::wire::{self, Decoder, WireError};
 use kiln_p2p::{HeaderChain, HeaderError, PeerError};
@@ -52,11 +50,7 @@ fn scripted_peer(mode: Misbehave) -> (SocketAddr, JoinHandle<()>) {
                 let mut send = |m: NetworkMessage| reply.extend(wire::encode_message(magic, m));
                 match m {
                     NetworkMessage::Version(_) => {
-                        let a = Address::new(&addr, ServiceFlags::NONE);
-                        let mut v =
-                            VersionMessage::new(ServiceFlags::NETWORK, 0, a.clone(), a, 1, "/scripted/".into(), 10236);
-                        v.version = 70016;
-                        send(NetworkMessage::Version(v));
+                        send(crate::scripted_version(addr));
                         send(NetworkMessage::WtxidRelay);
                         send(NetworkMessage::Verack);
                     }

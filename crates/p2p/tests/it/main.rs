@@ -39,3 +39,12 @@ pub fn headers_for(
     }
     batch
 }
+
+/// A scripted mainnet peer's `version` (70016, NODE_NETWORK, height 10,236).
+pub fn scripted_version(addr: std::net::SocketAddr) -> bitcoin::p2p::message::NetworkMessage {
+    use bitcoin::p2p::{Address, ServiceFlags, message_network::VersionMessage};
+    let a = Address::new(&addr, ServiceFlags::NONE);
+    let mut v = VersionMessage::new(ServiceFlags::NETWORK, 0, a.clone(), a, 1, "/scripted/".into(), 10236);
+    v.version = 70016;
+    bitcoin::p2p::message::NetworkMessage::Version(v)
+}

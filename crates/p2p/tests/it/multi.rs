@@ -13,8 +13,6 @@ use std::time::{Duration, Instant};
 
 use bitcoin::Network;
 use bitcoin::p2p::message::NetworkMessage;
-use bitcoin::p2p::message_network::VersionMessage;
-use bitcoin::p2p::{Address, ServiceFlags};
 use kiln_p2p::node::{NodeDriver, NodeOptions};
 use kiln_p2p::wire::{self, Decoder};
 use kiln_p2p::{ChainParams, HeaderChain, SyncConfig};
@@ -61,11 +59,7 @@ fn scripted(mode: Mode, delay: Duration, conns: u32) -> (SocketAddr, Arc<AtomicU
                     match m {
                         NetworkMessage::Version(_) => {
                             thread::sleep(delay);
-                            let a = Address::new(&addr, ServiceFlags::NONE);
-                            let mut v =
-                                VersionMessage::new(ServiceFlags::NETWORK, 0, a.clone(), a, 1, "/s/".into(), 10236);
-                            v.version = 70016;
-                            send(NetworkMessage::Version(v));
+                            send(crate::scripted_version(addr));
                             send(NetworkMessage::Verack);
                         }
                         NetworkMessage::Verack if mode == Mode::HangUp => break 'conn,
