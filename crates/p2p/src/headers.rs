@@ -171,6 +171,8 @@ pub enum HeaderError {
     TimeWarp { time: u32, prev_time: u32 },
     #[error("bad-version({version:#010x}): version too old at height {height}")]
     BadVersion { version: i32, height: u32 },
+    #[error("bad-prevblk: header {hash} builds on {prev}, a block found invalid")]
+    InvalidParent { hash: BlockHash, prev: BlockHash },
 }
 
 impl HeaderError {
@@ -184,6 +186,7 @@ impl HeaderError {
             HeaderError::TimeTooNew { .. } => "time-too-new".into(),
             HeaderError::TimeWarp { .. } => "time-timewarp-attack".into(),
             HeaderError::BadVersion { version, .. } => format!("bad-version(0x{:08x})", *version as u32),
+            HeaderError::InvalidParent { .. } => "bad-prevblk".into(),
         }
     }
 }
@@ -198,6 +201,8 @@ pub struct Entry {
     pub chainwork: Work,
     /// Index of the parent in the chain's storage (genesis points to itself).
     parent: usize,
+    /// The block (or an ancestor) failed validation: never the best tip again.
+    invalid: bool,
 }
 
 /// What [`HeaderChain::accept`] did with a valid header.
@@ -231,7 +236,7 @@ impl HeaderChain {
         let genesis = params.genesis;
         let hash = genesis.block_hash();
         let work = work_of(genesis.bits);
-        let entry = Entry { header: genesis, hash, height: 0, chainwork: work, parent: 0 };
+        let entry = Entry { header: genesis, hash, height: 0, chainwork: work, parent: 0, invalid: false };
         HeaderChain { params, entries: vec![entry], by_hash: HashMap::from([(hash, 0)]), active: vec![0] }
     }
 
@@ -293,6 +298,56 @@ impl HeaderChain {
         }
     }
 
+    /// The ancestor of `hash` at `height` (itself at its own height), `None`
+    /// when `hash` is unknown or `height` is above it.
+    pub fn ancestor_of(&self, hash: &BlockHash, height: u32) -> Option<&Entry> {
+        let &i = self.by_hash.get(hash)?;
+        if height > self.entries[i].height {
+            return None;
+        }
+        Some(&self.entries[self.ancestor(i, height)])
+    }
+
+    /// Whether `hash` is on the best chain.
+    pub fn is_active(&self, hash: &BlockHash) -> bool {
+        self.by_hash.get(hash).is_some_and(|&i| self.active.get(self.entries[i].height as usize) == Some(&i))
+    }
+
+    /// Whether `hash` (or an ancestor) was marked invalid.
+    pub fn is_invalid(&self, hash: &BlockHash) -> bool {
+        self.get(hash).is_some_and(|e| e.invalid)
+    }
+
+    /// The block `hash` failed validation: it and its descendants can never
+    /// be the best tip, and no header building on them is accepted (Core's
+    /// `InvalidBlockFound` and `bad-prevblk`). When it was on the best
+    /// chain, the most-work valid header becomes the tip. Genesis cannot be
+    /// marked. Returns whether the best tip changed.
+    pub fn mark_invalid(&mut self, hash: &BlockHash) -> bool {
+        let Some(&i) = self.by_hash.get(hash) else { return false };
+        if i == 0 || self.entries[i].invalid {
+            return false;
+        }
+        self.entries[i].invalid = true;
+        // Parents are stored before their children: one pass marks every
+        // descendant.
+        for j in i + 1..self.entries.len() {
+            let p = self.entries[j].parent;
+            if self.entries[p].invalid {
+                self.entries[j].invalid = true;
+            }
+        }
+        if !self.tip().invalid {
+            return false;
+        }
+        let best = (0..self.entries.len())
+            .filter(|&j| !self.entries[j].invalid)
+            .max_by(|&a, &b| self.entries[a].chainwork.cmp(&self.entries[b].chainwork).then(b.cmp(&a)))
+            .unwrap_or(0);
+        self.set_tip(best);
+        true
+    }
+
     /// Headers stored that are not on the best chain (forks, and what a
     /// reorg displaced): what the hard cap in [`crate::sync`] bounds.
     pub fn off_best_len(&self) -> usize {
@@ -329,6 +384,9 @@ impl HeaderChain {
         let Some(&parent) = self.by_hash.get(&header.prev_blockhash) else {
             return Err(HeaderError::PrevNotFound { hash, prev: header.prev_blockhash });
         };
+        if self.entries[parent].invalid {
+            return Err(HeaderError::InvalidParent { hash, prev: header.prev_blockhash });
+        }
         self.check_contextual_at(header, parent, now)?;
         let p = &self.entries[parent];
         let entry = Entry {
@@ -337,6 +395,7 @@ impl HeaderChain {
             height: p.height + 1,
             chainwork: p.chainwork + work_of(header.bits),
             parent,
+            invalid: false,
         };
         let height = entry.height;
         let idx = self.entries.len();

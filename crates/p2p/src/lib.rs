@@ -4,10 +4,11 @@
 //! out), [`headers`] is a header chain with full header validation,
 //! [`sync`] decides header sync over several peers (sync peer, stalls,
 //! Core-style presync against low-work headers, a cap on fork headers),
-//! [`node`] is the thin mio loop for several outbound peers with
-//! reconnection, and [`driver`] the earlier loop for one peer.
+//! [`blocks`] schedules block downloads over several peers (moving window,
+//! stall detection), and [`node`] is the thin mio loop over outbound and
+//! inbound peers that checks, stores, serves and relays blocks.
 
-pub mod driver;
+pub mod blocks;
 pub mod headers;
 pub mod node;
 pub mod peer;

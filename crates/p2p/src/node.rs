@@ -1,29 +1,85 @@
-//! The thin mio loop for several outbound peers: it connects to each
-//! configured address, moves bytes between sockets and their [`Peer`]s,
-//! keeps the clock, and carries out what [`Sync`] decides. A peer that
-//! misbehaves is disconnected alone (its reason logged and kept); a
-//! configured address whose connection ends is dialled again after a
-//! back-off that doubles from [`NodeOptions::reconnect_min`] up to
-//! [`NodeOptions::reconnect_max`] and resets once a handshake succeeds.
+//! The node: a thin mio loop over outbound and inbound peers that carries
+//! out the sans-I/O decisions of [`Sync`] (headers) and [`BlockDownload`]
+//! (blocks), checks and stores blocks, serves what it stores and relays new
+//! blocks.
+//!
+//! # What a block goes through
+//!
+//! A block (from `block`, from a `cmpctblock` completed by `blocktxn`, or
+//! handed in with [`NodeDriver::submit_block`]) has its header accepted into
+//! the header chain first (full header validation), then
+//! [`kiln_validate::rules::check_block_rules`]: every rule that needs no
+//! UTXO set, with the height and median time past from the header chain.
+//! A block failing a rule that a peer could have caused by altering it in
+//! transit (merkle root, CVE-2012-2459 duplicate, witness commitment) only
+//! costs that peer its connection; any other failure marks the block
+//! invalid in the header chain as well, so the best chain moves off it.
+//! A valid block is stored (acknowledged once on disk, see `kiln-store`),
+//! and the *block tip* (the most-work chain whose blocks are all stored) is
+//! advanced and committed. When it moves, the new tip is announced to every
+//! peer the way it asked: `cmpctblock` to high-bandwidth BIP152 peers,
+//! `headers` to BIP130 peers, `inv` to the rest.
+//!
+//! # Serving
+//!
+//! `getheaders` is answered from the block tip's chain (never with headers
+//! whose blocks kiln does not hold), `getdata` for blocks from the store —
+//! witness blocks as stored, without re-encoding — one block at a time
+//! while less than [`SEND_TARGET`] is waiting to be sent, `getblocktxn` for
+//! recent blocks. Unknown items get `notfound`.
+//!
+//! # Bounds
+//!
+//! Inbound peers are capped ([`NodeOptions::max_inbound`]); per peer, the
+//! receive buffer is one message (≤ 4 MB, checked from its header), the send
+//! queue [`MAX_SEND_QUEUE`], the queued `getdata` items 50,000, and a
+//! compact block waiting for its transactions one at a time with at most
+//! [`MAX_COMPACT_TXS`] slots. Configured peers whose connection ends are
+//! dialled again after a back-off doubling from
+//! [`NodeOptions::reconnect_min`] to [`NodeOptions::reconnect_max`].
 
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mio::net::TcpStream;
+use bitcoin::bip152::{BlockTransactions, BlockTransactionsRequest, HeaderAndShortIds};
+use bitcoin::p2p::ServiceFlags;
+use bitcoin::p2p::message::NetworkMessage;
+use bitcoin::p2p::message_blockdata::Inventory;
+use bitcoin::p2p::message_compact_blocks::{BlockTxn, CmpctBlock, GetBlockTxn, SendCmpct};
+use bitcoin::{Block, Transaction};
+use kiln_store::{BlockStore, StoreError};
+use kiln_validate::rules::{self, Context, Precomputed};
+use kiln_work::BlockHash;
+use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
-use crate::headers::HeaderChain;
-use crate::peer::{MAX_SEND_QUEUE, Peer, PeerConfig, PeerEvent};
+use crate::blocks::{BlockDownload, DownloadConfig};
+use crate::headers::{HeaderChain, from_bitcoin, from_bitcoin_hash, to_bitcoin_hash};
+use crate::peer::{MAX_SEND_QUEUE, Peer, PeerConfig, PeerEvent, SEND_TARGET};
 use crate::sync::{Action, PeerId, Sync, SyncConfig};
+use crate::wire::{MAX_HEADERS_RESULTS, MAX_INV_SZ};
 
 /// Bytes read from a socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
 /// The loop wakes at least this often, so a caller's stop condition (a
 /// signal flag, a status line) is seen promptly.
 const MAX_POLL: Duration = Duration::from_millis(200);
+const LISTENER: Token = Token(0);
+/// Core's `MAX_BLOCKS_TO_ANNOUNCE`: more new blocks than this are announced
+/// by `inv` rather than `headers`.
+pub const MAX_BLOCKS_TO_ANNOUNCE: u32 = 8;
+/// Core's `MAX_CMPCTBLOCK_DEPTH`: deeper blocks are sent whole when asked
+/// for as compact blocks.
+pub const MAX_CMPCTBLOCK_DEPTH: u32 = 5;
+/// Core's `MAX_BLOCKTXN_DEPTH`: deeper blocks are sent whole on `getblocktxn`.
+pub const MAX_BLOCKTXN_DEPTH: u32 = 10;
+/// The most transactions a compact block may claim: a block's weight
+/// limit over the smallest transaction's weight (Core's bound).
+pub const MAX_COMPACT_TXS: usize = 4_000_000 / 40;
 
-/// How the node connects.
+/// How the node connects and serves.
 #[derive(Clone, Debug)]
 pub struct NodeOptions {
     /// A TCP connection not up within this is abandoned (and retried).
@@ -33,6 +89,11 @@ pub struct NodeOptions {
     /// Longest wait between attempts.
     pub reconnect_max: Duration,
     pub sync: SyncConfig,
+    pub download: DownloadConfig,
+    /// Where to accept inbound peers (loopback unless told otherwise).
+    pub listen: Option<SocketAddr>,
+    /// Inbound connections accepted at most (further ones are closed at once).
+    pub max_inbound: usize,
 }
 
 impl Default for NodeOptions {
@@ -42,29 +103,87 @@ impl Default for NodeOptions {
             reconnect_min: Duration::from_secs(1),
             reconnect_max: Duration::from_secs(60),
             sync: SyncConfig::default(),
+            download: DownloadConfig::default(),
+            listen: None,
+            max_inbound: 117,
         }
     }
 }
 
-/// One configured address and, when up, its connection.
+/// Why the node could not start or a block was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("listening on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: io::Error },
+    #[error("block store: {0}")]
+    Store(#[from] StoreError),
+    #[error("stored header {hash} does not fit the header chain: {reason}")]
+    StoredHeader { hash: bitcoin::BlockHash, reason: String },
+    #[error("block store belongs to another network (its genesis is missing)")]
+    WrongNetwork,
+}
+
+/// Why a block was not taken.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BlockReject {
+    #[error("header refused: {0}")]
+    Header(String),
+    #[error("parent {0} unknown")]
+    Orphan(BlockHash),
+    #[error("block {0} was already found invalid")]
+    KnownInvalid(BlockHash),
+    #[error("block {hash} altered in transit ({rules})")]
+    Mutated { hash: BlockHash, rules: String },
+    #[error("block {hash} invalid ({rules})")]
+    Invalid { hash: BlockHash, rules: String },
+    #[error("storing block {hash}: {reason}")]
+    Store { hash: BlockHash, reason: String },
+}
+
+/// One configured address and, when up, its connection's token.
 #[derive(Debug)]
 struct Slot {
     addr: SocketAddr,
-    conn: Option<Conn>,
+    conn: Option<usize>,
     backoff: Duration,
     retry_at: Instant,
     info: PeerInfo,
 }
 
+/// A compact block waiting for the transactions we asked for.
+#[derive(Debug)]
+struct PartialBlock {
+    header: bitcoin::block::Header,
+    txs: Vec<Option<Transaction>>,
+}
+
 #[derive(Debug)]
 struct Conn {
     id: PeerId,
+    addr: SocketAddr,
+    slot: Option<usize>,
     stream: TcpStream,
     peer: Peer,
     queue: Vec<u8>,
     connected: bool,
     started: Instant,
     start_height: i32,
+    user_agent: String,
+    ready: bool,
+    /// The newest block we know the peer has (it told us, or we told it).
+    best_known: Option<BlockHash>,
+    /// BIP152 version 2 negotiated: the peer understands compact blocks.
+    provides_compact: bool,
+    /// The peer asked for new blocks as `cmpctblock` straight away.
+    high_bandwidth: bool,
+    getdata: VecDeque<Inventory>,
+    partial: Option<PartialBlock>,
+    blocks_received: u64,
+    blocks_sent: u64,
 }
 
 /// What is known about one configured address, for status lines and tests.
@@ -81,14 +200,65 @@ pub struct PeerInfo {
     pub last_error: Option<String>,
 }
 
-/// Several outbound peers syncing headers (see the module docs).
-#[derive(Debug)]
+/// One live connection, for `/peers` and status lines.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ConnInfo {
+    pub id: PeerId,
+    pub addr: SocketAddr,
+    pub inbound: bool,
+    pub ready: bool,
+    pub user_agent: String,
+    pub start_height: i32,
+    pub best_known: Option<String>,
+    pub high_bandwidth: bool,
+    pub blocks_received: u64,
+    pub blocks_sent: u64,
+}
+
+/// Counters of the block side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct NodeStats {
+    pub blocks_stored: u64,
+    pub blocks_invalid: u64,
+    pub blocks_mutated: u64,
+    pub blocks_served: u64,
+    pub compact_received: u64,
+    pub compact_sent: u64,
+    pub announcements: u64,
+    pub inbound_accepted: u64,
+    pub inbound_refused: u64,
+    pub disconnects: u64,
+}
+
+/// The node (see the module docs).
 pub struct NodeDriver {
     poll: Poll,
+    listener: Option<TcpListener>,
     slots: Vec<Slot>,
+    conns: HashMap<usize, Conn>,
+    next_token: usize,
     sync: Sync,
+    download: BlockDownload,
+    store: Option<BlockStore>,
+    stored: HashSet<BlockHash>,
+    block_tip: (BlockHash, u32),
     opts: NodeOptions,
     next_id: PeerId,
+    stats: NodeStats,
+    nonce_seed: u64,
+    /// Version nonces of our outbound connections (an inbound peer echoing
+    /// one is ourselves).
+    our_nonces: HashSet<u64>,
+}
+
+impl std::fmt::Debug for NodeDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeDriver")
+            .field("peers", &self.conns.len())
+            .field("best_header", &self.sync.chain().best_height())
+            .field("block_tip", &self.block_tip)
+            .finish()
+    }
 }
 
 fn unix_now() -> u64 {
@@ -96,24 +266,97 @@ fn unix_now() -> u64 {
 }
 
 impl NodeDriver {
-    /// A node that will connect to every address in `addrs` (in
-    /// [`NodeDriver::run_until`]).
+    /// A headers-only node (no block store) that will connect to every
+    /// address in `addrs` (in [`NodeDriver::run_until`]).
     ///
     /// # Errors
-    /// When the poller cannot be created.
-    pub fn new(addrs: &[SocketAddr], chain: HeaderChain, opts: NodeOptions) -> io::Result<NodeDriver> {
+    /// When the poller cannot be created or the listener not bound.
+    pub fn new(addrs: &[SocketAddr], chain: HeaderChain, opts: NodeOptions) -> Result<NodeDriver, NodeError> {
+        Self::build(addrs, chain, None, opts)
+    }
+
+    /// A full node over `store`: the header chain is restored from the
+    /// store's headers (re-validated) and the block tip from its tip;
+    /// missing blocks of the best chain are downloaded.
+    ///
+    /// # Errors
+    /// A store error, stored headers that no longer validate, a store from
+    /// another network, or the listener not bound.
+    pub fn with_store(
+        addrs: &[SocketAddr],
+        mut chain: HeaderChain,
+        store: BlockStore,
+        opts: NodeOptions,
+    ) -> Result<NodeDriver, NodeError> {
+        let genesis_hash = chain.params().genesis.block_hash();
+        let now = unix_now();
+        for (h, _) in store.headers()? {
+            chain.accept_bitcoin(&h, now).map_err(|e| NodeError::StoredHeader {
+                hash: h.block_hash(),
+                reason: e.to_string(),
+            })?;
+        }
+        if store.is_empty()? {
+            let genesis = bitcoin::blockdata::constants::genesis_block(chain.params().network);
+            store.put_tip(&genesis, 0)?;
+        } else if !store.contains(&to_bitcoin_hash(&genesis_hash))? {
+            return Err(NodeError::WrongNetwork);
+        }
+        NodeDriver::build(addrs, chain, Some(store), opts)
+    }
+
+    fn build(
+        addrs: &[SocketAddr],
+        chain: HeaderChain,
+        store: Option<BlockStore>,
+        opts: NodeOptions,
+    ) -> Result<NodeDriver, NodeError> {
         let now = Instant::now();
         let slots = addrs
             .iter()
-            .map(|&addr| Slot {
-                addr,
-                conn: None,
-                backoff: opts.reconnect_min,
-                retry_at: now,
-                info: PeerInfo::default(),
-            })
+            .map(|&addr| Slot { addr, conn: None, backoff: opts.reconnect_min, retry_at: now, info: PeerInfo::default() })
             .collect();
-        Ok(NodeDriver { poll: Poll::new()?, slots, sync: Sync::new(chain, opts.sync.clone()), opts, next_id: 1 })
+        let poll = Poll::new()?;
+        let listener = match opts.listen {
+            Some(addr) => {
+                let mut l = TcpListener::bind(addr).map_err(|source| NodeError::Listen { addr, source })?;
+                poll.registry().register(&mut l, LISTENER, Interest::READABLE)?;
+                Some(l)
+            }
+            None => None,
+        };
+        let genesis = chain.params().genesis.block_hash();
+        let mut stored = HashSet::new();
+        let mut block_tip = (genesis, 0);
+        if let Some(store) = &store {
+            stored = store.hashes()?.iter().map(from_bitcoin_hash).collect();
+            if let Some((hash, height)) = store.tip()? {
+                let hash = from_bitcoin_hash(&hash);
+                if chain.contains(&hash) {
+                    block_tip = (hash, height);
+                }
+            }
+        }
+        let time = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let mut node = NodeDriver {
+            poll,
+            listener,
+            slots,
+            conns: HashMap::new(),
+            next_token: 1,
+            sync: Sync::new(chain, opts.sync.clone()),
+            download: BlockDownload::new(opts.download.clone()),
+            store,
+            stored,
+            block_tip,
+            opts,
+            next_id: 1,
+            stats: NodeStats::default(),
+            nonce_seed: (time.as_nanos() as u64) ^ (u64::from(std::process::id()) << 32),
+            our_nonces: HashSet::new(),
+        };
+        node.advance_tip();
+        Ok(node)
     }
 
     pub fn sync(&self) -> &Sync {
@@ -124,9 +367,54 @@ impl NodeDriver {
         self.sync.chain()
     }
 
+    pub fn download(&self) -> &BlockDownload {
+        &self.download
+    }
+
+    pub fn stats(&self) -> NodeStats {
+        self.stats
+    }
+
+    pub fn store(&self) -> Option<&BlockStore> {
+        self.store.as_ref()
+    }
+
+    /// The most-work chain whose blocks are all stored and checked: its tip
+    /// hash and height (genesis for a headers-only node).
+    pub fn block_tip(&self) -> (BlockHash, u32) {
+        self.block_tip
+    }
+
+    /// The address inbound peers connect to, when listening.
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Each configured address with what is known about it.
     pub fn peers(&self) -> Vec<(SocketAddr, PeerInfo)> {
         self.slots.iter().map(|s| (s.addr, s.info.clone())).collect()
+    }
+
+    /// Every live connection, outbound and inbound.
+    pub fn connections(&self) -> Vec<ConnInfo> {
+        let mut v: Vec<ConnInfo> = self
+            .conns
+            .values()
+            .map(|c| ConnInfo {
+                id: c.id,
+                addr: c.addr,
+                inbound: c.slot.is_none(),
+                ready: c.ready,
+                user_agent: c.user_agent.clone(),
+                start_height: c.start_height,
+                best_known: c.best_known.map(|h| h.to_string()),
+                high_bandwidth: c.high_bandwidth,
+                blocks_received: c.blocks_received,
+                blocks_sent: c.blocks_sent,
+            })
+            .collect();
+        v.sort_by_key(|c| c.id);
+        v
     }
 
     /// Runs until `done(self)` holds (true returned) or `deadline` passes
@@ -149,16 +437,24 @@ impl NodeDriver {
             self.timers(now);
             let actions = self.sync.tick(now);
             self.apply(actions, now);
+            for (peer, why) in self.download.tick(now) {
+                if let Some(t) = self.token_of(peer) {
+                    self.drop_conn(t, why.to_string(), now);
+                }
+            }
+            self.request_blocks(now);
+            self.serve_getdata();
             self.flush_and_register();
             let mut wake = deadline.min(now + MAX_POLL);
-            if let Some(t) = self.sync.next_deadline() {
+            for t in [self.sync.next_deadline(), self.download.next_deadline()].into_iter().flatten() {
                 wake = wake.min(t);
             }
+            for c in self.conns.values() {
+                wake = wake.min(if c.connected { c.peer.next_deadline() } else { c.started + self.opts.connect_timeout });
+            }
             for s in &self.slots {
-                match &s.conn {
-                    Some(c) if c.connected => wake = wake.min(c.peer.next_deadline()),
-                    Some(c) => wake = wake.min(c.started + self.opts.connect_timeout),
-                    None => wake = wake.min(s.retry_at),
+                if s.conn.is_none() {
+                    wake = wake.min(s.retry_at);
                 }
             }
             let timeout = wake.saturating_duration_since(now).max(Duration::from_millis(1));
@@ -169,48 +465,124 @@ impl NodeDriver {
                 return Err(e);
             }
             for event in events.iter() {
-                let i = event.token().0;
-                if let Err(why) =
-                    self.on_socket(i, event.is_readable() || event.is_read_closed(), event.is_writable(), &mut buf)
+                if event.token() == LISTENER {
+                    self.accept_inbound(Instant::now());
+                    continue;
+                }
+                let t = event.token().0;
+                if let Err(why) = self.on_socket(t, event.is_readable() || event.is_read_closed(), event.is_writable(), &mut buf)
                 {
-                    self.drop_conn(i, why, Instant::now());
+                    self.drop_conn(t, why, Instant::now());
                 }
             }
+        }
+    }
+
+    /// Takes a block from outside the network (kiln's own miner, a test):
+    /// checked like any other and, when it extends the best chain, pushed to
+    /// every peer at once.
+    ///
+    /// # Errors
+    /// Why the block was not taken.
+    pub fn submit_block(&mut self, block: Block) -> Result<(), BlockReject> {
+        let now = Instant::now();
+        self.process_block(None, block, now)
+    }
+
+    fn our_config(&mut self, remote: SocketAddr) -> PeerConfig {
+        let time = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        self.nonce_seed = self.nonce_seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let nonce = self.nonce_seed ^ (self.nonce_seed >> 29);
+        let network = self.sync.chain().params().network;
+        let mut config = PeerConfig::new(network, self.block_tip.1 as i32, time.as_secs() as i64, nonce);
+        if self.store.is_some() {
+            config.services = ServiceFlags::NETWORK | ServiceFlags::WITNESS;
+        }
+        config.remote = Some(remote);
+        config
+    }
+
+    fn new_conn(&mut self, stream: TcpStream, addr: SocketAddr, slot: Option<usize>, peer: Peer, first: Vec<u8>, connected: bool, now: Instant) -> Option<usize> {
+        let token = self.next_token;
+        self.next_token += 1;
+        let mut stream = stream;
+        if let Err(e) = self.poll.registry().register(&mut stream, Token(token), Interest::READABLE | Interest::WRITABLE) {
+            log::warn!("peer {addr}: registering the socket: {e}");
+            return None;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.conns.insert(
+            token,
+            Conn {
+                id,
+                addr,
+                slot,
+                stream,
+                peer,
+                queue: first,
+                connected,
+                started: now,
+                start_height: 0,
+                user_agent: String::new(),
+                ready: false,
+                best_known: None,
+                provides_compact: false,
+                high_bandwidth: false,
+                getdata: VecDeque::new(),
+                partial: None,
+                blocks_received: 0,
+                blocks_sent: 0,
+            },
+        );
+        Some(token)
+    }
+
+    /// Accepts every waiting inbound connection, up to the cap.
+    fn accept_inbound(&mut self, now: Instant) {
+        loop {
+            let Some(listener) = &self.listener else { return };
+            let (stream, addr) = match listener.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!("accepting a peer: {e}");
+                    return;
+                }
+            };
+            let inbound = self.conns.values().filter(|c| c.slot.is_none()).count();
+            if inbound >= self.opts.max_inbound {
+                self.stats.inbound_refused += 1;
+                log::info!("peer {addr}: refused, {inbound} inbound peers already (--maxconnections)");
+                drop(stream);
+                continue;
+            }
+            self.stats.inbound_accepted += 1;
+            log::debug!("peer {addr}: inbound connection");
+            let config = self.our_config(addr);
+            let peer = Peer::inbound(config, now);
+            self.new_conn(stream, addr, None, peer, Vec::new(), true, now);
         }
     }
 
     /// Starts connections whose back-off is over.
     fn dial(&mut self, now: Instant) {
         for i in 0..self.slots.len() {
-            let slot = &mut self.slots[i];
+            let slot = &self.slots[i];
             if slot.conn.is_some() || now < slot.retry_at {
                 continue;
             }
-            match TcpStream::connect(slot.addr) {
-                Ok(mut stream) => {
-                    if let Err(e) =
-                        self.poll.registry().register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)
-                    {
-                        self.failed(i, format!("registering the socket: {e}"), now);
-                        continue;
-                    }
-                    let id = self.next_id;
-                    self.next_id += 1;
-                    let time = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-                    // Differs between connections of this process (self-connection detection).
-                    let nonce = (time.as_nanos() as u64) ^ (u64::from(std::process::id()) << 32) ^ id.rotate_left(17);
-                    let chain = self.sync.chain();
-                    let mut config = PeerConfig::new(
-                        chain.params().network,
-                        chain.best_height() as i32,
-                        time.as_secs() as i64,
-                        nonce,
-                    );
-                    config.remote = Some(slot.addr);
+            let addr = slot.addr;
+            match TcpStream::connect(addr) {
+                Ok(stream) => {
+                    let config = self.our_config(addr);
+                    self.our_nonces.insert(config.nonce);
                     let (peer, first) = Peer::new(config, now);
-                    let slot = &mut self.slots[i];
-                    slot.conn =
-                        Some(Conn { id, stream, peer, queue: first, connected: false, started: now, start_height: 0 });
+                    match self.new_conn(stream, addr, Some(i), peer, first, false, now) {
+                        Some(t) => self.slots[i].conn = Some(t),
+                        None => self.failed(i, "registering the socket failed".into(), now),
+                    }
                 }
                 Err(e) => self.failed(i, format!("connecting: {e}"), now),
             }
@@ -219,8 +591,9 @@ impl NodeDriver {
 
     /// Connect timeouts and each peer's own timers.
     fn timers(&mut self, now: Instant) {
-        for i in 0..self.slots.len() {
-            let Some(c) = self.slots[i].conn.as_mut() else { continue };
+        let tokens: Vec<usize> = self.conns.keys().copied().collect();
+        for t in tokens {
+            let Some(c) = self.conns.get_mut(&t) else { continue };
             let why = if !c.connected {
                 (now.saturating_duration_since(c.started) >= self.opts.connect_timeout)
                     .then(|| format!("no TCP connection within {:?}", self.opts.connect_timeout))
@@ -228,14 +601,15 @@ impl NodeDriver {
                 c.peer.poll_tick(now).err().map(|e| e.to_string())
             };
             if let Some(why) = why {
-                self.drop_conn(i, why, now);
+                self.drop_conn(t, why, now);
             }
         }
     }
 
     fn flush_and_register(&mut self) {
-        for i in 0..self.slots.len() {
-            let Some(c) = self.slots[i].conn.as_mut() else { continue };
+        let tokens: Vec<usize> = self.conns.keys().copied().collect();
+        for t in tokens {
+            let Some(c) = self.conns.get_mut(&t) else { continue };
             let more = c.peer.take_outgoing();
             c.queue.extend_from_slice(&more);
             let result = if c.queue.len() > MAX_SEND_QUEUE {
@@ -251,20 +625,17 @@ impl NodeDriver {
                 } else {
                     Interest::READABLE | Interest::WRITABLE
                 };
-                self.poll
-                    .registry()
-                    .reregister(&mut c.stream, Token(i), interest)
-                    .map_err(|e| format!("reregistering: {e}"))
+                self.poll.registry().reregister(&mut c.stream, Token(t), interest).map_err(|e| format!("reregistering: {e}"))
             });
             if let Err(why) = result {
-                self.drop_conn(i, why, Instant::now());
+                self.drop_conn(t, why, Instant::now());
             }
         }
     }
 
-    /// A readiness event on slot `i`'s socket; an error means disconnect.
-    fn on_socket(&mut self, i: usize, readable: bool, writable: bool, buf: &mut [u8]) -> Result<(), String> {
-        let Some(c) = self.slots.get_mut(i).and_then(|s| s.conn.as_mut()) else { return Ok(()) };
+    /// A readiness event on connection `t`'s socket; an error means disconnect.
+    fn on_socket(&mut self, t: usize, readable: bool, writable: bool, buf: &mut [u8]) -> Result<(), String> {
+        let Some(c) = self.conns.get_mut(&t) else { return Ok(()) };
         if !c.connected {
             if let Some(e) = c.stream.take_error().map_err(|e| format!("connecting: {e}"))? {
                 return Err(format!("connecting: {e}"));
@@ -274,13 +645,15 @@ impl NodeDriver {
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
                 Err(e) => return Err(format!("connecting: {e}")),
             }
-            self.slots[i].info.connected = true;
-            self.slots[i].info.connections += 1;
-            log::debug!("connected to {}", self.slots[i].addr);
+            if let Some(i) = c.slot {
+                self.slots[i].info.connected = true;
+                self.slots[i].info.connections += 1;
+                log::debug!("connected to {}", self.slots[i].addr);
+            }
         }
         if readable {
             loop {
-                let c = self.slots[i].conn.as_mut().expect("checked above");
+                let Some(c) = self.conns.get_mut(&t) else { return Ok(()) };
                 let n = match c.stream.read(buf) {
                     Ok(0) => return Err("the peer closed the connection".into()),
                     Ok(n) => n,
@@ -291,45 +664,104 @@ impl NodeDriver {
                 let now = Instant::now();
                 let events = c.peer.receive(&buf[..n], now).map_err(|e| e.to_string())?;
                 for event in events {
-                    self.on_event(i, event, now);
-                    if self.slots[i].conn.is_none() {
-                        return Ok(()); // the sync dropped it
+                    self.on_event(t, event, now);
+                    if !self.conns.contains_key(&t) {
+                        return Ok(()); // dropped while handling
                     }
                 }
             }
         }
-        if writable && let Some(c) = self.slots[i].conn.as_mut() {
+        if writable && let Some(c) = self.conns.get_mut(&t) {
             write_queue(c)?;
         }
         Ok(())
     }
 
-    fn on_event(&mut self, i: usize, event: PeerEvent, now: Instant) {
-        let slot = &mut self.slots[i];
-        let Some(c) = slot.conn.as_mut() else { return };
+    fn on_event(&mut self, t: usize, event: PeerEvent, now: Instant) {
+        let Some(c) = self.conns.get_mut(&t) else { return };
         let id = c.id;
-        let actions = match event {
+        let addr = c.addr;
+        match event {
             PeerEvent::Version { version, user_agent, start_height, .. } => {
-                log::info!("peer {}: version {version} {user_agent} height {start_height}", slot.addr);
+                log::info!("peer {addr}: version {version} {user_agent} height {start_height}");
                 c.start_height = start_height;
-                slot.info.start_height = Some(start_height);
-                slot.info.user_agent = Some(user_agent);
-                Vec::new()
+                c.user_agent = user_agent.clone();
+                if let Some(i) = c.slot {
+                    self.slots[i].info.start_height = Some(start_height);
+                    self.slots[i].info.user_agent = Some(user_agent);
+                }
             }
             PeerEvent::HandshakeDone => {
-                slot.info.ready = true;
-                slot.backoff = self.opts.reconnect_min;
+                c.ready = true;
+                let services = c.peer.their_services();
+                let outbound = c.slot.is_some();
                 let h = c.start_height;
-                self.sync.peer_ready(id, h, now)
+                if self.store.is_some() {
+                    // BIP152 version 2; ask outbound peers to push new blocks.
+                    let msg = NetworkMessage::SendCmpct(SendCmpct { send_compact: outbound, version: 2 });
+                    if let Err(e) = c.peer.send_message(msg) {
+                        self.drop_conn(t, e.to_string(), now);
+                        return;
+                    }
+                    if services.has(ServiceFlags::NETWORK) && services.has(ServiceFlags::WITNESS) {
+                        self.download.peer_ready(id);
+                    }
+                }
+                if let Some(i) = c.slot {
+                    let slot = &mut self.slots[i];
+                    slot.info.ready = true;
+                    slot.backoff = self.opts.reconnect_min;
+                }
+                let actions = self.sync.peer_ready(id, h, now);
+                self.apply(actions, now);
             }
-            PeerEvent::Headers(headers) => self.sync.headers(id, &headers, now, unix_now()),
-            PeerEvent::BlocksAnnounced(hashes) => self.sync.blocks_announced(id, &hashes, now),
-            PeerEvent::Pong { rtt } => {
-                log::trace!("peer {}: ping {rtt:?}", slot.addr);
-                Vec::new()
+            PeerEvent::Headers(headers) => {
+                let actions = self.sync.headers(id, &headers, now, unix_now());
+                let disconnecting = actions.iter().any(|a| matches!(a, Action::Disconnect { peer, .. } if *peer == id));
+                if let Some(last) = headers.last().map(|h| from_bitcoin_hash(&h.block_hash()))
+                    && self.sync.chain().contains(&last)
+                    && let Some(c) = self.conns.get_mut(&t)
+                {
+                    c.best_known = Some(last);
+                    self.download.peer_has(id, last, self.sync.chain());
+                }
+                self.persist_headers(&headers);
+                self.apply(actions, now);
+                if !disconnecting {
+                    self.after_headers(now);
+                }
             }
-        };
-        self.apply(actions, now);
+            PeerEvent::BlocksAnnounced(hashes) => {
+                let actions = self.sync.blocks_announced(id, &hashes, now);
+                self.apply(actions, now);
+            }
+            PeerEvent::Pong { rtt } => log::trace!("peer {addr}: ping {rtt:?}"),
+            PeerEvent::GetHeaders { locator, stop } => self.serve_headers(t, &locator, &stop),
+            PeerEvent::GetData(inv) => {
+                if c.getdata.len() + inv.len() > MAX_INV_SZ as usize {
+                    self.drop_conn(t, format!("more than {MAX_INV_SZ} getdata items queued"), now);
+                    return;
+                }
+                c.getdata.extend(inv);
+            }
+            PeerEvent::NotFound(inv) => {
+                let blocks: Vec<BlockHash> = inv.iter().filter_map(block_hash_of).collect();
+                self.download.not_found(id, &blocks);
+            }
+            PeerEvent::Block(block) => {
+                c.blocks_received += 1;
+                if let Err(e) = self.process_block(Some(t), *block, now) {
+                    log::debug!("peer {addr}: block not taken: {e}");
+                }
+            }
+            PeerEvent::CompactBlock(cb) => self.on_compact_block(t, *cb, now),
+            PeerEvent::BlockTxn(bt) => self.on_block_txn(t, bt, now),
+            PeerEvent::GetBlockTxn(req) => self.serve_block_txn(t, req, now),
+            PeerEvent::SendCompact { high_bandwidth } => {
+                c.provides_compact = true;
+                c.high_bandwidth = high_bandwidth;
+            }
+        }
     }
 
     /// Carries out the sync's decisions.
@@ -337,34 +769,491 @@ impl NodeDriver {
         for action in actions {
             match action {
                 Action::GetHeaders { peer, locator } => {
-                    let Some(i) = self.slot_of(peer) else { continue };
-                    let c = self.slots[i].conn.as_mut().expect("slot_of checks");
+                    let Some(t) = self.token_of(peer) else { continue };
+                    let c = self.conns.get_mut(&t).expect("token_of checks");
                     if let Err(e) = c.peer.request_headers(&locator) {
-                        self.drop_conn(i, e.to_string(), now);
+                        self.drop_conn(t, e.to_string(), now);
                     }
                 }
                 Action::Disconnect { peer, reason } => {
-                    if let Some(i) = self.slot_of(peer) {
-                        self.drop_conn(i, reason.to_string(), now);
+                    if let Some(t) = self.token_of(peer) {
+                        self.drop_conn(t, reason.to_string(), now);
                     }
                 }
             }
         }
     }
 
-    fn slot_of(&self, peer: PeerId) -> Option<usize> {
-        self.slots.iter().position(|s| s.conn.as_ref().is_some_and(|c| c.id == peer))
+    fn token_of(&self, peer: PeerId) -> Option<usize> {
+        self.conns.iter().find(|(_, c)| c.id == peer).map(|(&t, _)| t)
     }
 
-    /// Ends slot `i`'s connection, saying why, and schedules a new one.
-    fn drop_conn(&mut self, i: usize, why: String, now: Instant) {
-        let Some(mut c) = self.slots[i].conn.take() else { return };
+    /// Records headers that made it into the chain, so a restart has them.
+    fn persist_headers(&mut self, headers: &[bitcoin::block::Header]) {
+        let Some(store) = &self.store else { return };
+        let chain = self.sync.chain();
+        let keep: Vec<(bitcoin::block::Header, u32)> = headers
+            .iter()
+            .filter_map(|h| chain.get(&from_bitcoin_hash(&h.block_hash())).map(|e| (*h, e.height)))
+            .collect();
+        if let Err(e) = store.put_headers(&keep) {
+            log::error!("recording {} headers: {e}", keep.len());
+        }
+    }
+
+    /// New headers may mean a reorg onto stored blocks, and new downloads.
+    fn after_headers(&mut self, now: Instant) {
+        self.advance_tip();
+        self.request_blocks(now);
+    }
+
+    /// Hands out block requests to peers with room.
+    fn request_blocks(&mut self, now: Instant) {
+        if self.store.is_none() {
+            return;
+        }
+        // Start at the fork point of the block tip and the best chain.
+        let chain = self.sync.chain();
+        let base = fork_height(chain, &self.block_tip);
+        let stored = &self.stored;
+        let plan = self.download.schedule(chain, base, |h| stored.contains(h), now);
+        for (peer, hashes) in plan {
+            let Some(t) = self.token_of(peer) else { continue };
+            let c = self.conns.get_mut(&t).expect("token_of checks");
+            let inv = hashes.iter().map(|h| Inventory::WitnessBlock(to_bitcoin_hash(h))).collect();
+            if let Err(e) = c.peer.send_message(NetworkMessage::GetData(inv)) {
+                self.drop_conn(t, e.to_string(), now);
+            }
+        }
+    }
+
+    /// Checks a block, stores it and moves the block tip (see the module
+    /// docs). `from` is the connection it came from (`None`: submitted).
+    fn process_block(&mut self, from: Option<usize>, block: Block, now: Instant) -> Result<(), BlockReject> {
+        let hash = from_bitcoin_hash(&block.block_hash());
+        let peer = from.and_then(|t| self.conns.get(&t)).map(|c| c.id);
+        if let Some(p) = peer {
+            self.download.received(p, &hash);
+        }
+        if let Some(c) = from.and_then(|t| self.conns.get_mut(&t)) {
+            c.best_known = Some(hash);
+        }
+        if self.stored.contains(&hash) {
+            return Ok(());
+        }
+        let result = self.check_and_store(&block, hash);
+        if let Some(p) = peer {
+            self.download.peer_has(p, hash, self.sync.chain());
+        }
+        match &result {
+            Ok(()) => {}
+            Err(BlockReject::Orphan(_)) => {
+                // A block we cannot place yet: ask its sender for headers.
+                if let Some(p) = peer {
+                    let actions = self.sync.blocks_announced(p, &[hash], now);
+                    self.apply(actions, now);
+                }
+            }
+            Err(e @ BlockReject::Store { .. }) => log::error!("{e}"),
+            Err(e) => {
+                if let Some(t) = from {
+                    self.drop_conn(t, e.to_string(), now);
+                } else {
+                    log::warn!("submitted block refused: {e}");
+                }
+            }
+        }
+        result?;
+        self.advance_tip();
+        self.request_blocks(now);
+        Ok(())
+    }
+
+    fn check_and_store(&mut self, block: &Block, hash: BlockHash) -> Result<(), BlockReject> {
+        let header = from_bitcoin(&block.header);
+        if !self.sync.chain().contains(&hash) {
+            if !self.sync.chain().contains(&header.prev_blockhash) {
+                return Err(BlockReject::Orphan(header.prev_blockhash));
+            }
+            self.sync.accept_header(&header, unix_now()).map_err(|e| BlockReject::Header(e.to_string()))?;
+            self.persist_headers(std::slice::from_ref(&block.header));
+        }
+        let chain = self.sync.chain();
+        if chain.is_invalid(&hash) {
+            return Err(BlockReject::KnownInvalid(hash));
+        }
+        let entry = chain.get(&hash).expect("accepted above");
+        let ctx = Context {
+            network: chain.params().network.into(),
+            height: entry.height,
+            median_time_past: chain.median_time_past(&header.prev_blockhash),
+            mtp_of_height: None,
+        };
+        let report = rules::check_block_rules(block, &ctx, Precomputed::default())
+            .map_err(|e| BlockReject::Invalid { hash, rules: format!("{e:?}") })?;
+        if !report.is_valid() {
+            let names: Vec<&str> = report.violations.iter().map(|v| v.rule).collect();
+            let rules = names.join(", ");
+            if names.iter().any(|r| rules::is_mutation(r)) {
+                self.stats.blocks_mutated += 1;
+                return Err(BlockReject::Mutated { hash, rules });
+            }
+            self.stats.blocks_invalid += 1;
+            log::warn!("block {hash} at height {} is invalid: {rules}", entry.height);
+            self.sync.mark_invalid(&hash);
+            return Err(BlockReject::Invalid { hash, rules });
+        }
+        let store = self.store.as_ref().ok_or_else(|| BlockReject::Store { hash, reason: "no block store".into() })?;
+        store.put(block).map_err(|e| BlockReject::Store { hash, reason: e.to_string() })?;
+        self.stored.insert(hash);
+        self.stats.blocks_stored += 1;
+        Ok(())
+    }
+
+    /// Moves the block tip to the highest block of the best chain whose
+    /// blocks are all stored, commits it, and announces it when it moved.
+    fn advance_tip(&mut self) {
+        let Some(store) = &self.store else { return };
+        let chain = self.sync.chain();
+        let mut height = fork_height(chain, &self.block_tip);
+        while let Some(e) = chain.at_height(height + 1) {
+            if !self.stored.contains(&e.hash) {
+                break;
+            }
+            height += 1;
+        }
+        let Some(entry) = chain.at_height(height) else { return };
+        let new = (entry.hash, height);
+        if new == self.block_tip {
+            return;
+        }
+        if let Err(e) = store.set_tip(&to_bitcoin_hash(&new.0), new.1) {
+            log::error!("recording the block tip {} at {}: {e}", new.0, new.1);
+            return;
+        }
+        let old = self.block_tip;
+        self.block_tip = new;
+        log::debug!("block tip {} at height {}", new.0, new.1);
+        self.announce(old);
+    }
+
+    /// Tells every peer about the new block tip, the way it asked.
+    fn announce(&mut self, old: (BlockHash, u32)) {
+        let (tip, tip_height) = self.block_tip;
+        let single_step = tip_height == old.1 + 1
+            && self.sync.chain().get(&tip).is_some_and(|e| e.header.prev_blockhash == old.0);
+        let mut compact: Option<NetworkMessage> = None;
+        let tokens: Vec<usize> = self.conns.keys().copied().collect();
+        for t in tokens {
+            let chain = self.sync.chain();
+            let Some(c) = self.conns.get(&t) else { continue };
+            if !c.ready {
+                continue;
+            }
+            // Already has it (it sent it, or a descendant).
+            let known = c.best_known.and_then(|k| chain.get(&k).map(|e| (k, e.height)));
+            if let Some((k, kh)) = known
+                && kh >= tip_height
+                && chain.ancestor_of(&k, tip_height).is_some_and(|a| a.hash == tip)
+            {
+                continue;
+            }
+            let message = if c.high_bandwidth && single_step {
+                if compact.is_none() {
+                    compact = self.compact_of(&tip).map(|cb| NetworkMessage::CmpctBlock(CmpctBlock { compact_block: cb }));
+                }
+                compact.clone()
+            } else {
+                None
+            };
+            let message = message.or_else(|| {
+                // Headers from what the peer has, when that is close below.
+                let from = known
+                    .filter(|&(k, kh)| {
+                        kh < tip_height
+                            && tip_height - kh <= MAX_BLOCKS_TO_ANNOUNCE
+                            && chain.ancestor_of(&tip, kh).is_some_and(|a| a.hash == k)
+                    })
+                    .map(|(_, kh)| kh)
+                    .or_else(|| single_step.then_some(old.1));
+                match from {
+                    Some(from) if c.peer.peer_wants_headers => {
+                        let headers = (from + 1..=tip_height)
+                            .filter_map(|h| chain.ancestor_of(&tip, h).map(|e| to_bitcoin_header(&e.header)))
+                            .collect();
+                        Some(NetworkMessage::Headers(headers))
+                    }
+                    _ => Some(NetworkMessage::Inv(vec![Inventory::Block(to_bitcoin_hash(&tip))])),
+                }
+            });
+            let Some(message) = message else { continue };
+            if matches!(message, NetworkMessage::CmpctBlock(_)) {
+                self.stats.compact_sent += 1;
+            }
+            self.stats.announcements += 1;
+            let c = self.conns.get_mut(&t).expect("present");
+            c.best_known = Some(tip);
+            if let Err(e) = c.peer.send_message(message) {
+                self.drop_conn(t, e.to_string(), Instant::now());
+            }
+        }
+    }
+
+    fn compact_of(&self, hash: &BlockHash) -> Option<HeaderAndShortIds> {
+        let block = self.store.as_ref()?.get(&to_bitcoin_hash(hash)).ok()??;
+        HeaderAndShortIds::from_block(&block, compact_nonce(self.nonce_seed, hash), 2, &[]).ok()
+    }
+
+    /// `getheaders`: up to 2,000 headers of the block tip's chain after the
+    /// first locator hash on it.
+    fn serve_headers(&mut self, t: usize, locator: &[BlockHash], stop: &BlockHash) {
+        if self.store.is_none() {
+            return;
+        }
+        let chain = self.sync.chain();
+        let (tip, tip_height) = self.block_tip;
+        let on_tip_chain = |h: &BlockHash| {
+            chain.get(h).is_some_and(|e| {
+                e.height <= tip_height && chain.ancestor_of(&tip, e.height).is_some_and(|a| a.hash == *h)
+            })
+        };
+        let fork = locator.iter().find(|h| on_tip_chain(h)).and_then(|h| chain.get(h)).map(|e| (e.hash, e.height));
+        let from = fork.map_or(0, |(_, h)| h);
+        let end = tip_height.min(from.saturating_add(MAX_HEADERS_RESULTS as u32));
+        let mut headers = Vec::new();
+        for h in from + 1..=end {
+            let Some(e) = chain.ancestor_of(&tip, h) else { break };
+            headers.push(to_bitcoin_header(&e.header));
+            if e.hash == *stop {
+                break;
+            }
+        }
+        let Some(c) = self.conns.get_mut(&t) else { return };
+        if let Some((hash, _)) = fork {
+            // The peer has the fork point; keep a better one we know.
+            let better = c.best_known.and_then(|k| chain.get(&k)).is_some_and(|k| k.height > from);
+            if !better {
+                c.best_known = Some(hash);
+            }
+            self.download.peer_has(c.id, hash, chain);
+        }
+        if let Err(e) = c.peer.send_message(NetworkMessage::Headers(headers)) {
+            self.drop_conn(t, e.to_string(), Instant::now());
+        }
+    }
+
+    /// Answers queued `getdata` items while the peer's send queue is short.
+    fn serve_getdata(&mut self) {
+        let Some(store) = &self.store else { return };
+        let tokens: Vec<usize> = self.conns.keys().copied().collect();
+        let mut failures = Vec::new();
+        for t in tokens {
+            let Some(c) = self.conns.get_mut(&t) else { continue };
+            let mut not_found = Vec::new();
+            let mut failure = None;
+            while c.queue.len() < SEND_TARGET
+                && let Some(item) = c.getdata.pop_front()
+            {
+                let Some(hash) = block_hash_of(&item) else {
+                    not_found.push(item);
+                    continue;
+                };
+                let height = self.sync.chain().get(&hash).map(|e| e.height);
+                let bhash = to_bitcoin_hash(&hash);
+                let sent = match item {
+                    Inventory::WitnessBlock(_) => store.get_raw(&bhash).map(|raw| raw.map(|raw| c.peer.send_raw("block", &raw))),
+                    Inventory::CompactBlock(_)
+                        if height.is_some_and(|h| self.block_tip.1.saturating_sub(h) < MAX_CMPCTBLOCK_DEPTH) =>
+                    {
+                        store.get(&bhash).map(|b| {
+                            b.map(|b| {
+                                let cb = HeaderAndShortIds::from_block(&b, compact_nonce(self.nonce_seed, &hash), 2, &[])
+                                    .expect("version 2, no prefill");
+                                self.stats.compact_sent += 1;
+                                c.peer.send_message(NetworkMessage::CmpctBlock(CmpctBlock { compact_block: cb }))
+                            })
+                        })
+                    }
+                    Inventory::CompactBlock(_) => store.get_raw(&bhash).map(|raw| raw.map(|raw| c.peer.send_raw("block", &raw))),
+                    _ => store.get(&bhash).map(|b| {
+                        b.map(|mut b| {
+                            // MSG_BLOCK: the block without witness data.
+                            for tx in &mut b.txdata {
+                                for input in &mut tx.input {
+                                    input.witness.clear();
+                                }
+                            }
+                            c.peer.send_message(NetworkMessage::Block(b))
+                        })
+                    }),
+                };
+                match sent {
+                    Ok(Some(Ok(()))) => {
+                        c.blocks_sent += 1;
+                        self.stats.blocks_served += 1;
+                    }
+                    Ok(Some(Err(e))) => {
+                        failure = Some(e.to_string());
+                        break;
+                    }
+                    Ok(None) => not_found.push(item),
+                    Err(e) => {
+                        log::error!("serving block {hash}: {e}");
+                        not_found.push(item);
+                    }
+                }
+                // Move what was framed to the socket queue so SEND_TARGET sees it.
+                let more = c.peer.take_outgoing();
+                c.queue.extend_from_slice(&more);
+            }
+            if failure.is_none() && !not_found.is_empty() {
+                if let Err(e) = c.peer.send_message(NetworkMessage::NotFound(not_found)) {
+                    failure = Some(e.to_string());
+                }
+            }
+            if let Some(why) = failure {
+                failures.push((t, why));
+            }
+        }
+        for (t, why) in failures {
+            self.drop_conn(t, why, Instant::now());
+        }
+    }
+
+    /// A compact block: header first, then every transaction not prefilled
+    /// is asked for (kiln keeps no mempool to find them in).
+    fn on_compact_block(&mut self, t: usize, cb: HeaderAndShortIds, now: Instant) {
+        self.stats.compact_received += 1;
+        let hash = from_bitcoin_hash(&cb.header.block_hash());
+        let Some(c) = self.conns.get_mut(&t) else { return };
+        c.best_known = Some(hash);
+        if self.stored.contains(&hash) || self.store.is_none() {
+            return;
+        }
+        let count = cb.short_ids.len() + cb.prefilled_txs.len();
+        if count == 0 || count > MAX_COMPACT_TXS {
+            self.drop_conn(t, format!("cmpctblock with {count} transactions"), now);
+            return;
+        }
+        let mut txs: Vec<Option<Transaction>> = vec![None; count];
+        let mut index = 0usize;
+        for (i, p) in cb.prefilled_txs.iter().enumerate() {
+            index = if i == 0 { usize::from(p.idx) } else { index + 1 + usize::from(p.idx) };
+            match txs.get_mut(index) {
+                Some(slot) => *slot = Some(p.tx.clone()),
+                None => {
+                    self.drop_conn(t, format!("cmpctblock prefilled index {index} out of range"), now);
+                    return;
+                }
+            }
+        }
+        // The header goes in before we ask for anything: a bad one ends it here.
+        let header = from_bitcoin(&cb.header);
+        if !self.sync.chain().contains(&hash) {
+            if !self.sync.chain().contains(&header.prev_blockhash) {
+                let id = c.id;
+                let actions = self.sync.blocks_announced(id, &[hash], now);
+                self.apply(actions, now);
+                return;
+            }
+            if let Err(e) = self.sync.accept_header(&header, unix_now()) {
+                self.drop_conn(t, format!("cmpctblock header: {e}"), now);
+                return;
+            }
+            self.persist_headers(std::slice::from_ref(&cb.header));
+        }
+        let missing: Vec<u64> = txs.iter().enumerate().filter(|(_, tx)| tx.is_none()).map(|(i, _)| i as u64).collect();
+        let partial = PartialBlock { header: cb.header, txs };
+        if missing.is_empty() {
+            self.complete_partial(t, partial, now);
+            return;
+        }
+        let Some(c) = self.conns.get_mut(&t) else { return };
+        c.partial = Some(partial);
+        let req = BlockTransactionsRequest { block_hash: cb.header.block_hash(), indexes: missing };
+        if let Err(e) = c.peer.send_message(NetworkMessage::GetBlockTxn(GetBlockTxn { txs_request: req })) {
+            self.drop_conn(t, e.to_string(), now);
+        }
+    }
+
+    fn on_block_txn(&mut self, t: usize, bt: BlockTransactions, now: Instant) {
+        let Some(c) = self.conns.get_mut(&t) else { return };
+        let Some(mut partial) = c.partial.take_if(|p| p.header.block_hash() == bt.block_hash) else {
+            log::debug!("peer {}: blocktxn for a block we did not ask about", c.addr);
+            return;
+        };
+        let mut given = bt.transactions.into_iter();
+        for slot in partial.txs.iter_mut().filter(|s| s.is_none()) {
+            match given.next() {
+                Some(tx) => *slot = Some(tx),
+                None => {
+                    self.drop_conn(t, "blocktxn carries fewer transactions than asked".into(), now);
+                    return;
+                }
+            }
+        }
+        if given.next().is_some() {
+            self.drop_conn(t, "blocktxn carries more transactions than asked".into(), now);
+            return;
+        }
+        self.complete_partial(t, partial, now);
+    }
+
+    fn complete_partial(&mut self, t: usize, partial: PartialBlock, now: Instant) {
+        let block = Block { header: partial.header, txdata: partial.txs.into_iter().flatten().collect() };
+        if let Some(c) = self.conns.get_mut(&t) {
+            c.blocks_received += 1;
+        }
+        if let Err(e) = self.process_block(Some(t), block, now) {
+            log::debug!("compact block not taken: {e}");
+        }
+    }
+
+    /// `getblocktxn`: the transactions asked for, or the whole block when it
+    /// is deep (Core's rule).
+    fn serve_block_txn(&mut self, t: usize, req: BlockTransactionsRequest, now: Instant) {
+        let Some(store) = &self.store else { return };
+        let hash = from_bitcoin_hash(&req.block_hash);
+        let Some(height) = self.sync.chain().get(&hash).map(|e| e.height) else { return };
+        let block = match store.get(&req.block_hash) {
+            Ok(Some(b)) => b,
+            Ok(None) => return,
+            Err(e) => {
+                log::error!("serving block {hash}: {e}");
+                return;
+            }
+        };
+        let message = if self.block_tip.1.saturating_sub(height) >= MAX_BLOCKTXN_DEPTH {
+            NetworkMessage::Block(block)
+        } else {
+            match BlockTransactions::from_request(&req, &block) {
+                Ok(txs) => NetworkMessage::BlockTxn(BlockTxn { transactions: txs }),
+                Err(e) => {
+                    self.drop_conn(t, format!("getblocktxn index out of range: {e}"), now);
+                    return;
+                }
+            }
+        };
+        let Some(c) = self.conns.get_mut(&t) else { return };
+        if let Err(e) = c.peer.send_message(message) {
+            self.drop_conn(t, e.to_string(), now);
+        }
+    }
+
+    /// Ends connection `t`, saying why; a configured peer is dialled again later.
+    fn drop_conn(&mut self, t: usize, why: String, now: Instant) {
+        let Some(mut c) = self.conns.remove(&t) else { return };
         let _ = self.poll.registry().deregister(&mut c.stream);
-        let slot = &mut self.slots[i];
-        log::warn!("peer {}: disconnected: {why}", slot.addr);
-        slot.info.connected = false;
-        slot.info.ready = false;
-        self.failed(i, why, now);
+        self.stats.disconnects += 1;
+        log::warn!("peer {}: disconnected: {why}", c.addr);
+        if let Some(i) = c.slot {
+            let slot = &mut self.slots[i];
+            slot.conn = None;
+            slot.info.connected = false;
+            slot.info.ready = false;
+            self.failed(i, why, now);
+        }
+        self.download.peer_gone(c.id);
         let actions = self.sync.peer_gone(c.id, now);
         self.apply(actions, now);
     }
@@ -375,6 +1264,36 @@ impl NodeDriver {
         slot.retry_at = now + slot.backoff;
         slot.backoff = (slot.backoff * 2).min(self.opts.reconnect_max);
     }
+}
+
+/// The height where `tip`'s chain meets the best chain.
+fn fork_height(chain: &HeaderChain, tip: &(BlockHash, u32)) -> u32 {
+    let mut h = tip.1.min(chain.best_height());
+    while h > 0 {
+        let ours = chain.ancestor_of(&tip.0, h).map(|e| e.hash);
+        if ours.is_some() && ours == chain.at_height(h).map(|e| e.hash) {
+            break;
+        }
+        h -= 1;
+    }
+    h
+}
+
+fn block_hash_of(item: &Inventory) -> Option<BlockHash> {
+    match item {
+        Inventory::Block(h) | Inventory::WitnessBlock(h) | Inventory::CompactBlock(h) => Some(from_bitcoin_hash(h)),
+        _ => None,
+    }
+}
+
+fn to_bitcoin_header(h: &kiln_work::Header) -> bitcoin::block::Header {
+    bitcoin::consensus::deserialize(&h.serialize()).expect("80 bytes are a header")
+}
+
+/// BIP152 asks for a different nonce per block: ours mixes a per-process
+/// seed with the block hash.
+fn compact_nonce(seed: u64, hash: &BlockHash) -> u64 {
+    seed ^ u64::from_le_bytes(hash.0[..8].try_into().expect("8 bytes"))
 }
 
 /// Writes until the queue is empty or the socket would block.

@@ -17,6 +17,7 @@ use bitcoin::p2p::address::Address;
 use bitcoin::p2p::message::NetworkMessage;
 use bitcoin::p2p::message_blockdata::{GetHeadersMessage, Inventory};
 use bitcoin::p2p::message_network::VersionMessage;
+use bitcoin::bip152::{BlockTransactions, BlockTransactionsRequest, HeaderAndShortIds};
 use bitcoin::p2p::{Magic, ServiceFlags};
 use kiln_work::BlockHash;
 
@@ -34,8 +35,18 @@ pub const MAX_SUBVERSION_LENGTH: usize = 256;
 /// Bytes handed to the decoder at a time, so its buffer stays bounded by one
 /// allowed message plus this, whatever size the caller passes in.
 const RECV_CHUNK: usize = 64 * 1024;
-/// Unsent bytes allowed before the peer is considered not to be reading.
-pub const MAX_SEND_QUEUE: usize = 1 << 20;
+/// Unsent bytes allowed before the peer is considered not to be reading:
+/// one largest block (4 MB) on top of the 1 MB [`SEND_TARGET`] that
+/// `getdata` answers stop at, and some room for announcements.
+pub const MAX_SEND_QUEUE: usize = 6 << 20;
+/// Requested blocks are only sent while fewer unsent bytes than this are
+/// queued (Core pauses `getdata` processing the same way), so a peer asking
+/// for 50,000 blocks costs one block of memory at a time.
+pub const SEND_TARGET: usize = 1 << 20;
+/// Pings accepted per [`PING_FLOOD_WINDOW`] before the peer is dropped:
+/// a well-behaved peer pings every two minutes.
+pub const MAX_PINGS_PER_WINDOW: u32 = 100;
+pub const PING_FLOOD_WINDOW: Duration = Duration::from_secs(10);
 
 /// How a peer connection is set up.
 #[derive(Clone, Debug)]
@@ -47,8 +58,10 @@ pub struct PeerConfig {
     pub unix_time: i64,
     /// `version`'s nonce: a peer echoing it is ourselves. Also seeds ping nonces.
     pub nonce: u64,
-    /// What we serve: nothing yet (no blocks stored), so `NONE`.
+    /// What we serve: `NETWORK | WITNESS` when blocks are stored, else `NONE`.
     pub services: ServiceFlags,
+    /// Ask for transactions (`version`'s relay flag): kiln has no mempool yet.
+    pub relay: bool,
     pub user_agent: String,
     /// The peer's address, as `version` reports it to them.
     pub remote: Option<SocketAddr>,
@@ -68,6 +81,7 @@ impl PeerConfig {
             unix_time,
             nonce,
             services: ServiceFlags::NONE,
+            relay: false,
             user_agent: format!("/kiln:{}/", env!("CARGO_PKG_VERSION")),
             remote: None,
             handshake_timeout: Duration::from_secs(60),
@@ -91,6 +105,24 @@ pub enum PeerEvent {
     BlocksAnnounced(Vec<BlockHash>),
     /// Our ping was answered.
     Pong { rtt: Duration },
+    /// `getheaders`: the peer's locator (newest first) and stop hash (zero
+    /// for "as many as allowed").
+    GetHeaders { locator: Vec<BlockHash>, stop: BlockHash },
+    /// `getdata` (at most 50,000 entries, checked before decoding).
+    GetData(Vec<Inventory>),
+    /// `notfound`: requested items the peer does not have.
+    NotFound(Vec<Inventory>),
+    /// A whole block.
+    Block(Box<bitcoin::Block>),
+    /// A BIP152 compact block.
+    CompactBlock(Box<HeaderAndShortIds>),
+    /// A BIP152 request for some of a block's transactions.
+    GetBlockTxn(BlockTransactionsRequest),
+    /// A BIP152 answer to our `getblocktxn`.
+    BlockTxn(BlockTransactions),
+    /// `sendcmpct` version 2: whether the peer wants new blocks pushed as
+    /// `cmpctblock` (high-bandwidth) or announced first.
+    SendCompact { high_bandwidth: bool },
 }
 
 /// Why the peer must be disconnected.
@@ -115,6 +147,8 @@ pub enum PeerError {
     NotReady,
     #[error("{bytes} bytes waiting to be sent: the peer is not reading")]
     SendQueueFull { bytes: usize },
+    #[error("ping flood: more than {MAX_PINGS_PER_WINDOW} pings in {PING_FLOOD_WINDOW:?}")]
+    PingFlood,
 }
 
 /// Where the handshake stands.
@@ -142,14 +176,32 @@ pub struct Peer {
     ping_sent: Option<(u64, Instant)>,
     next_ping: Option<Instant>,
     ping_seed: u64,
+    /// The peer connected to us: our `version` waits for theirs.
+    inbound: bool,
+    their_services: ServiceFlags,
+    /// Start of the current ping-flood window and pings received in it.
+    ping_window: (Instant, u32),
 }
 
 impl Peer {
     /// A peer we are connecting to (outbound): our `version` is the first
     /// thing to send, returned here.
     pub fn new(config: PeerConfig, now: Instant) -> (Peer, Vec<u8>) {
+        let mut peer = Peer::blank(config, now, false);
+        peer.send_version();
+        let first = peer.take_outgoing();
+        (peer, first)
+    }
+
+    /// A peer that connected to us (inbound): nothing is sent until its
+    /// `version` arrives, then ours, as Core does.
+    pub fn inbound(config: PeerConfig, now: Instant) -> Peer {
+        Peer::blank(config, now, true)
+    }
+
+    fn blank(config: PeerConfig, now: Instant, inbound: bool) -> Peer {
         let magic = wire::magic(config.network);
-        let mut peer = Peer {
+        Peer {
             magic,
             decoder: Decoder::new(magic),
             out: Vec::new(),
@@ -160,8 +212,15 @@ impl Peer {
             ping_sent: None,
             next_ping: None,
             ping_seed: config.nonce ^ 0x9e37_79b9_7f4a_7c15,
+            inbound,
+            their_services: ServiceFlags::NONE,
+            ping_window: (now, 0),
             config,
-        };
+        }
+    }
+
+    fn send_version(&mut self) {
+        let peer = self;
         let unspecified = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
         let mut v = VersionMessage::new(
             peer.config.services,
@@ -173,10 +232,38 @@ impl Peer {
             peer.config.our_height,
         );
         v.version = PROTOCOL_VERSION;
-        v.relay = false;
+        v.relay = peer.config.relay;
         peer.send(NetworkMessage::Version(v));
-        let first = peer.take_outgoing();
-        (peer, first)
+    }
+
+    /// Queues an already-serialized payload under `command` (a stored block
+    /// as it is on disk).
+    ///
+    /// # Errors
+    /// [`PeerError::SendQueueFull`] when the peer is not reading.
+    pub fn send_raw(&mut self, command: &str, payload: &[u8]) -> Result<(), PeerError> {
+        self.out.extend_from_slice(&wire::encode_raw(self.magic, command, payload));
+        self.check_queue()
+    }
+
+    /// Whether the peer connected to us.
+    pub fn is_inbound(&self) -> bool {
+        self.inbound
+    }
+
+    /// The services the peer's `version` announced.
+    pub fn their_services(&self) -> ServiceFlags {
+        self.their_services
+    }
+
+    /// Queues any message (the caller decides what the protocol allows;
+    /// requests before the handshake are refused by the typed methods).
+    ///
+    /// # Errors
+    /// [`PeerError::SendQueueFull`] when the peer is not reading.
+    pub fn send_message(&mut self, message: NetworkMessage) -> Result<(), PeerError> {
+        self.send(message);
+        self.check_queue()
     }
 
     /// True once version and verack went both ways.
@@ -288,6 +375,10 @@ impl Peer {
                     return Err(PeerError::ObsoleteVersion { version: v.version });
                 }
                 self.their_version = v.version;
+                self.their_services = v.services;
+                if self.inbound {
+                    self.send_version();
+                }
                 if v.version >= PROTOCOL_VERSION {
                     self.send(NetworkMessage::WtxidRelay);
                 }
@@ -322,7 +413,18 @@ impl Peer {
             (State::Ready, m @ (NetworkMessage::WtxidRelay | NetworkMessage::SendAddrV2)) => {
                 return Err(PeerError::LateNegotiation { command: m.cmd().to_string() });
             }
-            (State::Ready, NetworkMessage::Ping(nonce)) => self.send(NetworkMessage::Pong(nonce)),
+            (State::Ready, NetworkMessage::Ping(nonce)) => {
+                let (start, count) = &mut self.ping_window;
+                if now.saturating_duration_since(*start) >= PING_FLOOD_WINDOW {
+                    *start = now;
+                    *count = 0;
+                }
+                *count += 1;
+                if *count > MAX_PINGS_PER_WINDOW {
+                    return Err(PeerError::PingFlood);
+                }
+                self.send(NetworkMessage::Pong(nonce))
+            }
             (State::Ready, NetworkMessage::Pong(nonce)) => {
                 if let Some((expected, sent)) = self.ping_sent
                     && expected == nonce
@@ -344,6 +446,21 @@ impl Peer {
                 if !blocks.is_empty() {
                     events.push(PeerEvent::BlocksAnnounced(blocks));
                 }
+            }
+            (State::Ready, NetworkMessage::GetHeaders(m)) => events.push(PeerEvent::GetHeaders {
+                locator: m.locator_hashes.iter().map(crate::headers::from_bitcoin_hash).collect(),
+                stop: crate::headers::from_bitcoin_hash(&m.stop_hash),
+            }),
+            (State::Ready, NetworkMessage::GetData(inv)) => events.push(PeerEvent::GetData(inv)),
+            (State::Ready, NetworkMessage::NotFound(inv)) => events.push(PeerEvent::NotFound(inv)),
+            (State::Ready, NetworkMessage::Block(b)) => events.push(PeerEvent::Block(Box::new(b))),
+            (State::Ready, NetworkMessage::CmpctBlock(c)) => {
+                events.push(PeerEvent::CompactBlock(Box::new(c.compact_block)))
+            }
+            (State::Ready, NetworkMessage::GetBlockTxn(g)) => events.push(PeerEvent::GetBlockTxn(g.txs_request)),
+            (State::Ready, NetworkMessage::BlockTxn(b)) => events.push(PeerEvent::BlockTxn(b.transactions)),
+            (State::Ready, NetworkMessage::SendCmpct(sc)) if sc.version == 2 => {
+                events.push(PeerEvent::SendCompact { high_bandwidth: sc.send_compact })
             }
             (State::Ready, other) => {
                 // sendcmpct, feefilter, addr, addrv2, getheaders, a second

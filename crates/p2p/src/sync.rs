@@ -137,6 +137,9 @@ struct PeerState {
     ready: bool,
     start_height: i32,
     in_flight: Option<Instant>,
+    /// Announced more than we had when it became ready, and not asked yet
+    /// because the sync peer was busy: asked once the sync peer answers.
+    pending_tall: bool,
     unconnecting: u32,
     presync: Option<Presync>,
     redownload: Option<Redownload>,
@@ -210,10 +213,15 @@ impl Sync {
         if self.sync_peer.is_none() {
             self.sync_peer = Some(peer);
             self.ask(peer, None, now, &mut out);
-        } else if sync_idle && i64::from(start_height) > i64::from(self.chain.best_height()) {
-            // The sync peer has nothing in flight (it had no more to give)
-            // and this one claims more: ask it, no request is duplicated.
-            self.ask(peer, None, now, &mut out);
+        } else if i64::from(start_height) > i64::from(self.chain.best_height()) {
+            if sync_idle {
+                // The sync peer has nothing in flight (it had no more to
+                // give) and this one claims more: ask it, no request is
+                // duplicated.
+                self.ask(peer, None, now, &mut out);
+            } else if let Some(st) = self.peers.get_mut(&peer) {
+                st.pending_tall = true;
+            }
         }
         out
     }
@@ -295,6 +303,26 @@ impl Sync {
         let headers: Vec<Header> = headers.iter().map(from_bitcoin).collect();
         if let Err(reason) = self.process(peer, &headers, now, unix_now, &mut out) {
             out.push(Action::Disconnect { peer, reason });
+            return out;
+        }
+        // The sync peer is done for now: peers that announced more when they
+        // connected are asked once (a branch mined while we were away).
+        if self.sync_peer == Some(peer) && self.peers.get(&peer).is_some_and(|p| p.in_flight.is_none()) {
+            let best = i64::from(self.chain.best_height());
+            let tall: Vec<PeerId> = self
+                .peers
+                .iter_mut()
+                .filter(|(_, p)| p.pending_tall)
+                .map(|(&id, p)| {
+                    p.pending_tall = false;
+                    (id, i64::from(p.start_height))
+                })
+                .filter(|&(_, h)| h > best)
+                .map(|(id, _)| id)
+                .collect();
+            for id in tall {
+                self.ask(id, None, now, &mut out);
+            }
         }
         out
     }
@@ -497,6 +525,21 @@ impl Sync {
             log::info!("peer {peer}: redownload ended short of the presync tip");
         }
         Ok(())
+    }
+
+    /// A header that came with a block (`cmpctblock`, or a block pushed to
+    /// us) rather than in a `headers` message: validated and stored with the
+    /// off-best cap, as any other.
+    ///
+    /// # Errors
+    /// [`SyncError::BadHeader`] or [`SyncError::TooManyForkHeaders`].
+    pub fn accept_header(&mut self, header: &Header, unix_now: u64) -> Result<(), SyncError> {
+        self.store(std::slice::from_ref(header), unix_now)
+    }
+
+    /// A block failed validation: see [`HeaderChain::mark_invalid`].
+    pub fn mark_invalid(&mut self, hash: &BlockHash) -> bool {
+        self.chain.mark_invalid(hash)
     }
 
     /// Stores validated headers, with the off-best cap.

@@ -71,6 +71,21 @@ pub fn encode_message(magic: Magic, message: NetworkMessage) -> Vec<u8> {
     encode::serialize(&RawNetworkMessage::new(magic, message))
 }
 
+/// Frames an already-serialized payload (a stored block sent as it is on
+/// disk, with no decode and re-encode).
+pub fn encode_raw(magic: Magic, command: &str, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(HEADER_LEN + payload.len());
+    v.extend_from_slice(&magic.to_bytes());
+    let mut cmd = [0u8; 12];
+    let n = command.len().min(12);
+    cmd[..n].copy_from_slice(&command.as_bytes()[..n]);
+    v.extend_from_slice(&cmd);
+    v.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    v.extend_from_slice(&checksum(payload));
+    v.extend_from_slice(payload);
+    v
+}
+
 /// Incremental v1 decoder for one connection.
 #[derive(Debug)]
 pub struct Decoder {

@@ -86,6 +86,9 @@ use record::{HEADER_LEN, MAX_BLOCK_LEN};
 
 const BLOCKS: TableDefinition<[u8; 32], [u8; 20]> = TableDefinition::new("blocks");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Validated headers (hash → 80-byte header and 4-byte height), so a
+/// restarted node has its header chain back without asking peers again.
+const HEADERS: TableDefinition<[u8; 32], [u8; 84]> = TableDefinition::new("headers");
 const WRITE_POS: &str = "write_pos";
 const TIP: &str = "tip";
 const INDEX_FILE: &str = "index.redb";
@@ -208,6 +211,7 @@ impl BlockStore {
             let tx = db.begin_write().map_err(db_err)?;
             let pos = {
                 tx.open_table(BLOCKS).map_err(db_err)?;
+                tx.open_table(HEADERS).map_err(db_err)?;
                 let meta = tx.open_table(META).map_err(db_err)?;
                 match meta.get(WRITE_POS).map_err(db_err)? {
                     None => (0, 0),
@@ -399,6 +403,58 @@ impl BlockStore {
         let tx = self.db.begin_read().map_err(db_err)?;
         let blocks = tx.open_table(BLOCKS).map_err(db_err)?;
         blocks.len().map_err(db_err)
+    }
+
+    /// The hash of every stored block (in no particular order): what a
+    /// restarted node needs not download again.
+    pub fn hashes(&self) -> Result<Vec<BlockHash>, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let blocks = tx.open_table(BLOCKS).map_err(db_err)?;
+        let mut out = Vec::with_capacity(blocks.len().map_err(db_err)? as usize);
+        for item in blocks.iter().map_err(db_err)? {
+            let (k, _) = item.map_err(db_err)?;
+            out.push(BlockHash::from_byte_array(k.value()));
+        }
+        Ok(out)
+    }
+
+    /// Records validated headers with their heights, durably, in one
+    /// transaction. Headers already recorded are overwritten (same bytes).
+    pub fn put_headers(&self, headers: &[(bitcoin::block::Header, u32)]) -> Result<(), StoreError> {
+        if headers.is_empty() {
+            return Ok(());
+        }
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut table = tx.open_table(HEADERS).map_err(db_err)?;
+            for (h, height) in headers {
+                let mut v = [0u8; 84];
+                v[..80].copy_from_slice(&bitcoin::consensus::serialize(h));
+                v[80..].copy_from_slice(&height.to_le_bytes());
+                table.insert(h.block_hash().to_byte_array(), v).map_err(db_err)?;
+            }
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// Every recorded header, lowest height first (parents before
+    /// children), each checked to hash to its key.
+    pub fn headers(&self) -> Result<Vec<(bitcoin::block::Header, u32)>, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(HEADERS).map_err(db_err)?;
+        let mut out = Vec::with_capacity(table.len().map_err(db_err)? as usize);
+        for item in table.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            let v = v.value();
+            let header: bitcoin::block::Header =
+                bitcoin::consensus::deserialize(&v[..80]).map_err(|_| StoreError::BadMeta { key: "headers" })?;
+            if header.block_hash().to_byte_array() != k.value() {
+                return Err(StoreError::BadMeta { key: "headers" });
+            }
+            out.push((header, u32::from_le_bytes(v[80..].try_into().expect("4 bytes"))));
+        }
+        out.sort_by_key(|&(_, height)| height);
+        Ok(out)
     }
 
     /// Whether no block is stored.

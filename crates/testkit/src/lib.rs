@@ -10,7 +10,7 @@
 //!   ([`Node`], [`require_node!`]); [`rpc`]: a small blocking JSON-RPC client;
 //!   [`regtest`]: keys, addresses, funding, signing (Core for P2PKH/P2WPKH/
 //!   P2SH-P2WPKH, rust-bitcoin for P2TR), block building, `submitblock` and
-//!   spent-output lookups.
+//!   spent-output lookups. [`tmp`]: scratch directories removed on drop.
 //!
 //! Finding `bitcoind`: `$BITCOIND`, else `bitcoind` on `$PATH`. With neither,
 //! node tests skip (printing "skipped: no bitcoind (set BITCOIND)") unless
@@ -23,8 +23,10 @@ pub mod node;
 pub mod pool;
 pub mod regtest;
 pub mod rpc;
+pub mod tmp;
 
 pub use bitcoin;
 pub use node::{Auth, Node, NodeError, NodeOptions};
 pub use rpc::{JsonRpcVersion, RpcClient, RpcError};
 pub use serde_json;
+pub use tmp::TempDir;

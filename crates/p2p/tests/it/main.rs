@@ -2,7 +2,6 @@
 //! mined regtest headers, the peer state machine against hostile bytes, and
 //! the driver against a real `bitcoind -regtest`.
 
-mod driver;
 mod headers;
 mod hostile;
 mod multi;

@@ -6,31 +6,10 @@ mod crash;
 mod kill;
 mod roundtrip;
 
-use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+pub use kiln_testkit::TempDir;
 use kiln_testkit::bitcoin::{self, Block};
-
-/// A fresh directory under the system temp dir, removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(name: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("kiln-store-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A real mainnet block from tests/data, decoded.
 pub fn mainnet(height: u32) -> (Vec<u8>, Block) {

@@ -388,10 +388,50 @@ pub fn check_rules_with(
     ctx: &Context<'_>,
     pre: Precomputed<'_>,
 ) -> Result<RulesReport, InputError> {
+    check_impl(block, Some((spent, origins)), ctx, pre)
+}
+
+/// The rules that need no spent outputs: Core's `CheckBlock` and
+/// `ContextualCheckBlock` (merkle root and CVE-2012-2459 mutation, size,
+/// coinbase placement, `CheckTransaction`, legacy sigops, finality against
+/// `ctx`'s height and median time past, BIP34 height, witness commitment,
+/// weight). What a node without a UTXO set can check before it stores or
+/// relays a block; `ConnectBlock`'s rules are left out, not reported as
+/// skipped.
+///
+/// # Errors
+/// [`InputError::PrecomputedLength`] when `pre` does not fit the block.
+pub fn check_block_rules(block: &Block, ctx: &Context<'_>, pre: Precomputed<'_>) -> Result<RulesReport, InputError> {
+    check_impl(block, None, ctx, pre)
+}
+
+/// Whether a violation may come from a peer altering a valid block in
+/// transit (the transactions no longer match the header's commitments),
+/// rather than from the block itself being invalid: Core punishes the peer
+/// for these but does not mark the block invalid.
+pub fn is_mutation(rule: &str) -> bool {
+    matches!(
+        rule,
+        reason::BAD_TXNMRKLROOT
+            | reason::BAD_TXNS_DUPLICATE
+            | reason::BAD_WITNESS_MERKLE_MATCH
+            | reason::BAD_WITNESS_NONCE_SIZE
+            | reason::UNEXPECTED_WITNESS
+    )
+}
+
+fn check_impl(
+    block: &Block,
+    spent: Option<(&[TxOut], &[CoinOrigin])>,
+    ctx: &Context<'_>,
+    pre: Precomputed<'_>,
+) -> Result<RulesReport, InputError> {
     let txs = &block.txdata;
     let n = txs.len();
     let expected: usize = txs.iter().skip(1).map(|t| t.input.len()).sum();
-    if expected != spent.len() || expected != origins.len() {
+    let connect = spent.is_some();
+    let (spent, origins) = spent.unwrap_or((&[], &[]));
+    if connect && (expected != spent.len() || expected != origins.len()) {
         return Err(InputError::SpentCountMismatch { expected, got: spent.len().min(origins.len()) });
     }
     for (what, len) in [("txids", pre.txids.map(|t| t.len())), ("wtxids", pre.wtxids.map(|t| t.len()))] {
@@ -505,6 +545,22 @@ pub fn check_rules_with(
 
     if weight > MAX_BLOCK_WEIGHT {
         r.violate(reason::BAD_BLK_WEIGHT, None, None, format!("weight {weight} > {MAX_BLOCK_WEIGHT}"));
+    }
+
+    if !connect {
+        // CheckBlock's own sigop limit (legacy count × 4); with spent
+        // outputs the full cost below covers it.
+        let legacy_cost = legacy_total.saturating_mul(script::WITNESS_SCALE_FACTOR);
+        r.sigop_cost = legacy_cost;
+        if legacy_cost > MAX_BLOCK_SIGOPS_COST {
+            r.violate(
+                reason::BAD_BLK_SIGOPS,
+                None,
+                None,
+                format!("legacy sigop cost {legacy_cost} > {MAX_BLOCK_SIGOPS_COST}"),
+            );
+        }
+        return Ok(r);
     }
 
     // ---- ConnectBlock -----------------------------------------------------
