@@ -169,15 +169,39 @@ pub struct NodeArgs {
     /// Which network: main, test (testnet3), testnet4, signet or regtest.
     #[arg(long, value_name = "CHAIN", value_parser = parse_chain)]
     pub chain: bitcoin::Network,
-    /// A peer to connect to, IP:PORT or HOST:PORT (repeatable; at least one:
-    /// there is no peer discovery yet). Lost peers are dialled again with
-    /// back-off.
+    /// A peer to connect to, IP:PORT or HOST:PORT (repeatable). There is no
+    /// peer discovery yet: kiln connects to these and --addnode peers only.
+    /// Lost peers are dialled again with back-off.
     #[arg(long = "connect", value_name = "ADDR", value_parser = parse_connect)]
     pub connect: Vec<std::net::SocketAddr>,
-    /// Data directory: accepted but unused yet. Headers live in memory;
-    /// storing headers and blocks on disk is the next step.
+    /// One more peer to connect to (repeatable; the same as --connect while
+    /// kiln discovers no peers itself).
+    #[arg(long = "addnode", value_name = "ADDR", value_parser = parse_connect)]
+    pub addnode: Vec<std::net::SocketAddr>,
+    /// Where blocks (blkNNNNN.dat), their index and the validated headers
+    /// are kept [default: ~/.kiln/CHAIN]. A restart resumes from here.
     #[arg(long, value_name = "DIR")]
     pub datadir: Option<PathBuf>,
+    /// Accept inbound peers and serve them headers and blocks: PORT (bound
+    /// on 127.0.0.1) or ADDR:PORT; with no value, 127.0.0.1 and the chain's
+    /// usual port (8333, 18333, 48333, 38333, 18444).
+    #[arg(long, value_name = "[ADDR:]PORT", num_args = 0..=1, default_missing_value = "")]
+    pub listen: Option<String>,
+    /// Connections at most, outbound and inbound together (inbound peers get
+    /// what the configured outbound ones leave).
+    #[arg(long, value_name = "N", default_value_t = 125)]
+    pub maxconnections: usize,
+    /// Sync headers only: no block store, nothing served (the --datadir is
+    /// not touched).
+    #[arg(long)]
+    pub headers_only: bool,
+    /// Serve read-only JSON (/peers, /chain) and Prometheus metrics
+    /// (/metrics) over HTTP: a port (bound on 127.0.0.1) or ADDR:PORT.
+    #[arg(long, value_name = "[ADDR:]PORT")]
+    pub api: Option<String>,
+    /// Log level [default: info]. RUST_LOG, when set, filters instead.
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub log_level: Option<Level>,
     /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
     #[arg(long, value_name = "S")]
     pub duration: Option<u64>,
@@ -255,21 +279,31 @@ pub enum Cmd {
     /// average, accepted/rejected/stale shares, hardware errors, pool and
     /// difficulty.
     Mine(Box<MineArgs>),
-    /// Sync block headers from Bitcoin peers (headers only for now).
+    /// Be a peer of the Bitcoin network: sync, check, store, serve and
+    /// relay blocks.
     ///
-    /// Example: kiln node --chain regtest --connect 127.0.0.1:18444
+    /// Example: kiln node --chain regtest --connect 127.0.0.1:18444 --listen
     ///
-    /// Connects to every --connect peer (outbound only: nothing listens),
-    /// downloads and fully validates the header chain (proof of work,
-    /// retargeting, time and version rules), follows new blocks, and prints
-    /// a status line: peers, headers, best height and tip, sync rate and ETA.
-    /// Headers of less work than our chain (or than the network's minimum
-    /// chain work) are measured before anything is stored, as Core's
-    /// headers presync does. Blocks are not downloaded, stored or validated
-    /// yet; --datadir is accepted for that next step and unused.
+    /// Connects to every --connect/--addnode peer, syncs and fully validates
+    /// the header chain (proof of work, retargeting, time and version rules;
+    /// headers of less work than our chain or the network's minimum chain
+    /// work are measured before anything is stored, as Core's headers
+    /// presync does), then downloads the best chain's blocks from several
+    /// peers at once, checks every rule that needs no UTXO set (merkle root
+    /// with the CVE-2012-2459 guard, witness commitment, size and weight,
+    /// coinbase, transactions, lock times against median time past) and
+    /// stores them crash-safely in --datadir. With --listen, peers may
+    /// connect (Core with -connect=<kiln> syncs from kiln); every new block
+    /// is announced to each peer as it asked (compact block, headers or
+    /// inv). Compact blocks (BIP152) are received and sent. Transport is
+    /// v1 (BIP324 v2 is not implemented yet).
     ///
-    /// Stops after --duration or on SIGINT/SIGTERM. Exit status: 0 ok,
-    /// 2 usage errors (a bad address or chain).
+    /// A status line every --status-interval seconds: peers (outbound and
+    /// inbound), headers, blocks, the tip, rates and an ETA.
+    ///
+    /// Stops after --duration or on SIGINT/SIGTERM; killing it at any moment
+    /// loses no stored block. Exit status: 0 ok, 2 usage errors (a bad
+    /// address or chain, no peer and no --listen, an unusable --datadir).
     Node(NodeArgs),
     /// Validate a block: proof of work, merkle root, witness commitment, BIP34,
     /// the consensus rules that protect money (sizes, weight, coinbase,

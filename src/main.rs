@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         }
         Cmd::Mine(args) => mine(*args),
         Cmd::Node(args) => {
-            logger::init(Level::Info);
+            logger::init(args.log_level.unwrap_or(Level::Info));
             commands::node::run(args)
         }
         Cmd::VerifyBlock { files, chain, threads, no_schnorr_batch, all_scripts, json } => {

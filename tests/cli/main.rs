@@ -396,52 +396,144 @@ fn mine_solo_exit_codes_and_blocks_against_a_real_node() {
     assert!(text(&o).contains(&format!("accepted {height}")), "the summary counts the node's blocks:\n{}", text(&o));
 }
 
-/// `kiln node` syncs the headers of a real regtest bitcoind over P2P and
-/// names Core's tip and height in its summary; it stops cleanly on SIGINT;
-/// a bad address or chain, or no peer at all, is a usage error (exit 2).
+/// `kiln node` as a user runs it: usage errors are exit 2; it syncs the
+/// headers and blocks of a real regtest bitcoind into --datadir; killed with
+/// SIGKILL in the middle of the block download, it keeps every block it
+/// had acknowledged and resumes from there; the read-only API answers
+/// /chain, /peers and /metrics; SIGINT stops it cleanly with a summary
+/// naming Core's tip.
 #[test]
-fn node_syncs_headers_from_bitcoind_and_usage_errors_exit_2() {
+fn node_syncs_survives_kill_9_and_usage_errors_exit_2() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::Stdio;
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
     for bad in [
         &["node", "--chain", "regtest", "--connect", "not-an-address"][..],
         &["node", "--chain", "regtest", "--connect", "127.0.0.1"],
         &["node", "--chain", "moon", "--connect", "127.0.0.1:18444"],
         &["node", "--chain", "regtest"],
+        &["node", "--chain", "regtest", "--listen", "nowhere"],
+        &["node", "--chain", "regtest", "--listen", "--headers-only"],
     ] {
         let o = kiln(bad);
         assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", text(&o));
     }
     let help = text(&kiln(&["node", "--help"]));
-    assert!(help.contains("headers only") && help.contains("--datadir"), "{help}");
+    assert!(help.contains("--datadir") && help.contains("--listen") && help.contains("compact"), "{help}");
 
     let node = kiln_testkit::require_node!(kiln_testkit::NodeOptions::default());
     let addr = node.p2p_addr().expect("listening node").to_string();
-    kiln_testkit::regtest::generate_to_address(&node, 200, &kiln_testkit::regtest::op_true_address()).unwrap();
-    let best = kiln_testkit::regtest::best_block_hash(&node).unwrap().to_string();
-    let o = kiln(&["node", "--chain", "regtest", "--connect", &addr, "--duration", "5", "--status-interval", "1"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains(&format!("best height 200 tip {best}")), "{}", text(&o));
-    assert!(text(&o).contains("peers 1/1"), "a status line: {}", text(&o));
+    let total = 3_000u32;
+    for _ in 0..total / 500 {
+        kiln_testkit::regtest::generate_to_address(&node, 500, &kiln_testkit::regtest::op_true_address()).unwrap();
+    }
+    let best = kiln_testkit::regtest::best_block_hash(&node).unwrap();
+    let dir = kiln_testkit::TempDir::new("cli-node");
+    let datadir = dir.path().to_str().unwrap().to_string();
 
-    // SIGINT: a clean stop with the summary.
-    let child = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(["node", "--chain", "regtest", "--connect", &addr])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+    // Lines of a child's stderr, as they come.
+    let lines_of = |child: &mut std::process::Child| {
+        let (tx, rx) = mpsc::channel::<String>();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    };
+    let base = ["node", "--chain", "regtest", "--connect", &addr, "--datadir", &datadir, "--status-interval", "1"];
+
+    // 1. SIGKILL once a few hundred blocks are in.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(base)
+        .args(["--log-level", "debug"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    let rx = lines_of(&mut child);
+    let until = Instant::now() + Duration::from_secs(60);
+    let mut seen = 0u32;
+    while Instant::now() < until && seen < 300 {
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) else { continue };
+        if let Some(h) = line.split(" at height ").nth(1).and_then(|h| h.trim().parse::<u32>().ok()) {
+            seen = h;
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+    assert!(seen >= 300, "the first run never reported 300 blocks");
+    {
+        let store = kiln_store::BlockStore::open(dir.path()).unwrap();
+        let (tip, height) = store.tip().unwrap().expect("a tip was committed");
+        assert!(height >= seen, "acknowledged height {seen}, the store holds {height}");
+        let block = store.get(&tip).unwrap().expect("the tip block is readable");
+        assert_eq!(block.block_hash(), tip);
+        eprintln!("killed at block height {height} of {total}");
+    }
+
+    // 2. Restart: it resumes and reaches Core's tip; the API shows it.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(base)
+        .args(["--api", "0", "--listen", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let pid = child.id().to_string();
+    let rx = lines_of(&mut child);
+    let get = |api: &str, path: &str| -> String {
+        let mut s = std::net::TcpStream::connect(api).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let mut api = None;
+    let mut log = Vec::new();
+    let until = Instant::now() + Duration::from_secs(120);
+    let mut synced = false;
+    while Instant::now() < until && !synced {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            if let Some(a) = line.split("API on http://").nth(1) {
+                api = Some(a.split('/').next().unwrap().to_string());
+            }
+            log.push(line);
+        }
+        if let Some(a) = &api {
+            let chain = get(a, "/chain");
+            synced = chain.contains(&format!("\"block_height\": {total}")) && chain.contains(&best.to_string());
+        }
+    }
+    let a = api.expect("the API address is logged");
+    if !synced {
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        panic!("no sync to {total} after the restart:\n{}", log.join("\n"));
+    }
+    let peers = get(&a, "/peers");
+    assert!(peers.contains("Satoshi") && peers.contains("\"inbound\": false"), "{peers}");
+    let metrics = get(&a, "/metrics");
+    assert!(metrics.contains(&format!("kiln_node_block_height {total}")), "{metrics}");
+    assert!(get(&a, "/nope").starts_with("HTTP/1.1 404"));
+
+    // 3. SIGINT: a clean stop with the summary.
     assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
-    let (tx, rx) = std::sync::mpsc::channel();
+    let (tx, done) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    let Ok(o) = rx.recv_timeout(std::time::Duration::from_secs(10)) else {
+    let Ok(o) = done.recv_timeout(Duration::from_secs(10)) else {
         let _ = Command::new("kill").args(["-KILL", &pid]).status();
         panic!("kiln node did not exit within 10 s of SIGINT");
     };
     let o = o.unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("tip {best}")), "{}", text(&o));
+    let summary = String::from_utf8_lossy(&o.stdout);
+    assert!(summary.contains(&format!("blocks {total} tip {best}")), "{summary}");
+    assert!(log.iter().any(|l| l.contains("blocks/s")), "a status line:\n{}", log.join("\n"));
 }

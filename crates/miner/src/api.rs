@@ -30,6 +30,9 @@ const MAX_REQUEST: usize = 8192;
 /// endpoints below.
 pub const DASHBOARD: &str = include_str!("dashboard.html");
 
+/// A page: its content type and body.
+pub type Page = (&'static str, String);
+
 /// Binds `addr` and serves until `stop`; returns the thread and the bound address.
 ///
 /// # Errors
@@ -39,17 +42,66 @@ pub fn serve(
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<(JoinHandle<()>, SocketAddr)> {
-    crate::serve::serve(
+    serve_routes(
         "API",
         "api",
         addr,
         stop,
-        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        move |s| handle(s, &stats),
+        "not found: try / (dashboard), /summary, /scanners, /pools, /events, /history, /metrics\n",
+        move |path| miner_page(path, &stats),
     )
 }
 
-fn handle(mut s: TcpStream, stats: &Stats) -> std::io::Result<()> {
+/// A read-only HTTP server (GET and HEAD) with the protections of
+/// [`crate::serve`]: `route` maps a path (query removed) to a page, `None`
+/// is a 404 answered with `not_found`. What `kiln node`'s API is built on too.
+///
+/// # Errors
+/// When the address cannot be bound.
+pub fn serve_routes<R>(
+    label: &'static str,
+    thread: &'static str,
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    not_found: &'static str,
+    route: R,
+) -> std::io::Result<(JoinHandle<()>, SocketAddr)>
+where
+    R: Fn(&str) -> Option<Page> + Send + Sync + 'static,
+{
+    crate::serve::serve(
+        label,
+        thread,
+        addr,
+        stop,
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        move |s| handle(s, &route, not_found),
+    )
+}
+
+fn miner_page(path: &str, stats: &Stats) -> Option<Page> {
+    let json = |v: serde_json::Value| ("application/json", serde_json::to_string_pretty(&v).unwrap_or_default() + "\n");
+    Some(match path {
+        "/" | "/index.html" => ("text/html; charset=utf-8", DASHBOARD.to_string()),
+        "/summary" => {
+            let mut v = serde_json::to_value(stats.snapshot()).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.remove("scanners");
+                o.remove("pools");
+                o.remove("events");
+            }
+            json(v)
+        }
+        "/scanners" => json(serde_json::to_value(stats.snapshot().scanners).unwrap_or_default()),
+        "/pools" => json(serde_json::to_value(stats.snapshot().pools).unwrap_or_default()),
+        "/events" => json(serde_json::to_value(stats.snapshot().events).unwrap_or_default()),
+        "/history" => json(serde_json::to_value(stats.history()).unwrap_or_default()),
+        "/metrics" => ("text/plain; version=0.0.4", prometheus(&stats.snapshot())),
+        _ => return None,
+    })
+}
+
+fn handle(mut s: TcpStream, route: &dyn Fn(&str) -> Option<Page>, not_found: &str) -> std::io::Result<()> {
     let accepted = Instant::now();
     let parse = |buf: &[u8]| {
         let mut headers = [httparse::EMPTY_HEADER; 32];
@@ -77,31 +129,9 @@ fn handle(mut s: TcpStream, stats: &Stats) -> std::io::Result<()> {
     }
     // HEAD: the same headers as GET, no body.
     let body = method == "GET";
-    let json = |v: serde_json::Value| serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
-    let ok_json = |s: &mut TcpStream, v: serde_json::Value| respond(s, "200 OK", "application/json", &json(v), body);
-    match path.split('?').next().unwrap_or("") {
-        "/" | "/index.html" => respond(&mut s, "200 OK", "text/html; charset=utf-8", DASHBOARD, body),
-        "/summary" => {
-            let mut v = serde_json::to_value(stats.snapshot()).unwrap_or_default();
-            if let Some(o) = v.as_object_mut() {
-                o.remove("scanners");
-                o.remove("pools");
-                o.remove("events");
-            }
-            ok_json(&mut s, v)
-        }
-        "/scanners" => ok_json(&mut s, serde_json::to_value(stats.snapshot().scanners).unwrap_or_default()),
-        "/pools" => ok_json(&mut s, serde_json::to_value(stats.snapshot().pools).unwrap_or_default()),
-        "/events" => ok_json(&mut s, serde_json::to_value(stats.snapshot().events).unwrap_or_default()),
-        "/history" => ok_json(&mut s, serde_json::to_value(stats.history()).unwrap_or_default()),
-        "/metrics" => respond(&mut s, "200 OK", "text/plain; version=0.0.4", &prometheus(&stats.snapshot()), body),
-        _ => respond(
-            &mut s,
-            "404 Not Found",
-            "text/plain",
-            "not found: try / (dashboard), /summary, /scanners, /pools, /events, /history, /metrics\n",
-            body,
-        ),
+    match route(path.split('?').next().unwrap_or("")) {
+        Some((ctype, page)) => respond(&mut s, "200 OK", ctype, &page, body),
+        None => respond(&mut s, "404 Not Found", "text/plain", not_found, body),
     }
 }
 

@@ -282,7 +282,16 @@ impl Sync {
         self.stats.getheaders_sent += 1;
         let locator = match from {
             Some(h) => vec![h, self.chain.params().genesis.block_hash()],
-            None => self.chain.locator(),
+            None => {
+                // From the tip's parent, as Core does, so the answer is
+                // never empty: it shows the peer has our tip, which is what
+                // block download needs to know before asking it for blocks.
+                let mut l = self.chain.locator();
+                if l.len() > 1 {
+                    l.remove(0);
+                }
+                l
+            }
         };
         out.push(Action::GetHeaders { peer, locator });
     }
