@@ -2,6 +2,7 @@
 //! mined regtest headers, the peer state machine against hostile bytes, and
 //! the driver against a real `bitcoind -regtest`.
 
+mod blocks;
 mod headers;
 mod hostile;
 mod multi;

@@ -12,11 +12,11 @@ use kiln_p2p::headers::from_bitcoin;
 use kiln_p2p::{Action, HeaderChain, Sync, SyncConfig, SyncError};
 use kiln_work::{BlockHash, Header};
 
-const NOW: u64 = 2_000_000_000;
+pub const NOW: u64 = 2_000_000_000;
 
 /// `n` regtest headers on `prev` (at `height`), 600 s apart; `tag` makes
 /// branches differ.
-fn branch(prev: BlockHash, prev_time: u32, n: u32, tag: u8) -> Vec<bitcoin::block::Header> {
+pub fn branch(prev: BlockHash, prev_time: u32, n: u32, tag: u8) -> Vec<bitcoin::block::Header> {
     let bits = kiln_work::CompactTarget(0x207fffff);
     let target = bits.to_target().unwrap();
     let mut out = Vec::new();
@@ -39,7 +39,7 @@ fn branch(prev: BlockHash, prev_time: u32, n: u32, tag: u8) -> Vec<bitcoin::bloc
     out
 }
 
-fn genesis() -> (BlockHash, u32) {
+pub fn genesis() -> (BlockHash, u32) {
     let c = HeaderChain::new(Network::Regtest);
     (c.best_hash(), c.tip().header.time)
 }
