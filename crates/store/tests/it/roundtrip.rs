@@ -120,3 +120,22 @@ fn blocks_over_four_megabytes_are_refused() {
     store.put(&synth(4)).unwrap();
     assert_eq!(store.get(&synth(4).block_hash()).unwrap().unwrap(), synth(4));
 }
+
+/// Headers recorded with their heights come back lowest first, checked
+/// against their hashes, after a reopen; recording one again changes nothing.
+#[test]
+fn headers_are_kept_across_reopen() {
+    let dir = TempDir::new("headers");
+    let blocks: Vec<Block> = [866342u32, 367891].iter().map(|&h| mainnet(h).1).collect();
+    {
+        let store = BlockStore::open(dir.path()).unwrap();
+        assert!(store.headers().unwrap().is_empty());
+        store.put_headers(&[(blocks[0].header, 866342), (blocks[1].header, 367891)]).unwrap();
+        store.put_headers(&[(blocks[1].header, 367891)]).unwrap();
+        store.put(&blocks[1]).unwrap();
+    }
+    let store = BlockStore::open(dir.path()).unwrap();
+    let got = store.headers().unwrap();
+    assert_eq!(got, vec![(blocks[1].header, 367891), (blocks[0].header, 866342)]);
+    assert_eq!(store.hashes().unwrap(), vec![blocks[1].block_hash()]);
+}

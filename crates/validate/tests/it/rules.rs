@@ -184,3 +184,41 @@ fn a_block_failing_cheap_checks_gets_no_script_work() {
     let r = validate_block(&b, &p.txouts, Some(&p.origins), &all).unwrap();
     assert_eq!(r.bad_inputs.len(), 1);
 }
+
+/// What a node without a UTXO set checks (`check_block_rules`): the real
+/// blocks pass with no spent outputs at all and nothing reported as
+/// skipped; the CVE-2012-2459 duplicate is caught and counts as a mutation
+/// (the peer's fault, not the block's), an extra coinbase output value
+/// mutates the merkle root, and a second coinbase is an invalid block.
+#[test]
+fn rules_without_spent_outputs_for_a_node() {
+    use kiln_validate::rules::{Context, Network, Precomputed, check_block_rules, is_mutation};
+    for (h, mtp) in [(866342u32, 1_729_120_000u32), (367891, 1_437_000_000)] {
+        let (b, _) = load(h);
+        let ctx = Context { median_time_past: Some(mtp), ..Context::new(Network::Mainnet, h) };
+        let r = check_block_rules(&b, &ctx, Precomputed::default()).unwrap();
+        assert!(r.is_valid(), "{h}: {:?}", r.violations);
+        assert!(r.not_checked.is_empty(), "{h}: {:?}", r.not_checked);
+        assert!(r.weight > 0 && r.sigop_cost > 0);
+    }
+    let ctx = Context { median_time_past: Some(1_729_120_000), ..Context::new(Network::Mainnet, 866342) };
+    let (mut b, _) = load(866342);
+    let n = b.txdata.len();
+    let tail: Vec<_> = b.txdata[n - 256..].to_vec();
+    b.txdata.extend(tail);
+    let r = check_block_rules(&b, &ctx, Precomputed::default()).unwrap();
+    assert!(r.has(reason::BAD_TXNS_DUPLICATE) && r.violations.iter().any(|v| is_mutation(v.rule)), "{:?}", r.violations);
+
+    let (mut b, _) = load(866342);
+    b.txdata[0].output[0].value += Amount::ONE_SAT;
+    let r = check_block_rules(&b, &ctx, Precomputed::default()).unwrap();
+    assert!(r.has(reason::BAD_TXNMRKLROOT) && is_mutation(reason::BAD_TXNMRKLROOT));
+
+    let (mut b, _) = load(866342);
+    let cb = b.txdata[0].clone();
+    b.txdata.insert(1, cb);
+    b.header.merkle_root = b.compute_merkle_root().unwrap();
+    let r = check_block_rules(&b, &ctx, Precomputed::default()).unwrap();
+    assert!(r.has(reason::BAD_CB_MULTIPLE), "{:?}", r.violations);
+    assert!(!is_mutation(reason::BAD_CB_MULTIPLE));
+}
