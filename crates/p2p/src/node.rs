@@ -59,6 +59,7 @@ use crate::blocks::{BlockDownload, DownloadConfig};
 use crate::headers::{HeaderChain, from_bitcoin, from_bitcoin_hash, to_bitcoin_hash};
 use crate::peer::{MAX_SEND_QUEUE, Peer, PeerConfig, PeerEvent, SEND_TARGET};
 use crate::sync::{Action, PeerId, Sync, SyncConfig};
+use crate::transport::Transport;
 use crate::wire::{MAX_HEADERS_RESULTS, MAX_INV_SZ};
 
 /// Bytes read from a socket at a time.
@@ -94,6 +95,9 @@ pub struct NodeOptions {
     pub listen: Option<SocketAddr>,
     /// Inbound connections accepted at most (further ones are closed at once).
     pub max_inbound: usize,
+    /// Offer BIP324 v2 to outbound peers (falling back to v1 for a peer
+    /// that closes during the v2 handshake) and accept it inbound.
+    pub v2: bool,
 }
 
 impl Default for NodeOptions {
@@ -106,6 +110,7 @@ impl Default for NodeOptions {
             download: DownloadConfig::default(),
             listen: None,
             max_inbound: 117,
+            v2: true,
         }
     }
 }
@@ -152,6 +157,9 @@ struct Slot {
     backoff: Duration,
     retry_at: Instant,
     info: PeerInfo,
+    /// The last v2 attempt failed during its handshake: dial v1 (Core's
+    /// fallback for a v1-only peer).
+    v1_only: bool,
 }
 
 /// A compact block waiting for the transactions we asked for.
@@ -168,6 +176,7 @@ struct Conn {
     slot: Option<usize>,
     stream: TcpStream,
     peer: Peer,
+    transport: Transport,
     queue: Vec<u8>,
     connected: bool,
     started: Instant,
@@ -206,6 +215,8 @@ pub struct ConnInfo {
     pub id: PeerId,
     pub addr: SocketAddr,
     pub inbound: bool,
+    /// "v1", "v2" (BIP324), or a v2 handshake under way.
+    pub transport: &'static str,
     pub ready: bool,
     pub user_agent: String,
     pub start_height: i32,
@@ -314,7 +325,14 @@ impl NodeDriver {
         let now = Instant::now();
         let slots = addrs
             .iter()
-            .map(|&addr| Slot { addr, conn: None, backoff: opts.reconnect_min, retry_at: now, info: PeerInfo::default() })
+            .map(|&addr| Slot {
+                addr,
+                conn: None,
+                backoff: opts.reconnect_min,
+                retry_at: now,
+                info: PeerInfo::default(),
+                v1_only: !opts.v2,
+            })
             .collect();
         let poll = Poll::new()?;
         let listener = match opts.listen {
@@ -404,6 +422,7 @@ impl NodeDriver {
                 id: c.id,
                 addr: c.addr,
                 inbound: c.slot.is_none(),
+                transport: c.transport.kind(),
                 ready: c.ready,
                 user_agent: c.user_agent.clone(),
                 start_height: c.start_height,
@@ -498,11 +517,25 @@ impl NodeDriver {
         if self.store.is_some() {
             config.services = ServiceFlags::NETWORK | ServiceFlags::WITNESS;
         }
+        if self.opts.v2 {
+            config.services |= ServiceFlags::P2P_V2;
+        }
         config.remote = Some(remote);
         config
     }
 
-    fn new_conn(&mut self, stream: TcpStream, addr: SocketAddr, slot: Option<usize>, peer: Peer, first: Vec<u8>, connected: bool, now: Instant) -> Option<usize> {
+    #[allow(clippy::too_many_arguments)]
+    fn new_conn(
+        &mut self,
+        stream: TcpStream,
+        addr: SocketAddr,
+        slot: Option<usize>,
+        peer: Peer,
+        transport: Transport,
+        first: Vec<u8>,
+        connected: bool,
+        now: Instant,
+    ) -> Option<usize> {
         let token = self.next_token;
         self.next_token += 1;
         let mut stream = stream;
@@ -520,6 +553,7 @@ impl NodeDriver {
                 slot,
                 stream,
                 peer,
+                transport,
                 queue: first,
                 connected,
                 started: now,
@@ -561,8 +595,10 @@ impl NodeDriver {
             self.stats.inbound_accepted += 1;
             log::debug!("peer {addr}: inbound connection");
             let config = self.our_config(addr);
+            let network = config.network;
             let peer = Peer::inbound(config, now);
-            self.new_conn(stream, addr, None, peer, Vec::new(), true, now);
+            let transport = if self.opts.v2 { Transport::inbound(network) } else { Transport::V1 };
+            self.new_conn(stream, addr, None, peer, transport, Vec::new(), true, now);
         }
     }
 
@@ -578,8 +614,19 @@ impl NodeDriver {
                 Ok(stream) => {
                     let config = self.our_config(addr);
                     self.our_nonces.insert(config.nonce);
-                    let (peer, first) = Peer::new(config, now);
-                    match self.new_conn(stream, addr, Some(i), peer, first, false, now) {
+                    let network = config.network;
+                    let (peer, version) = Peer::new(config, now);
+                    let v2 = if self.slots[i].v1_only { None } else { Transport::outbound_v2(network).ok() };
+                    let (transport, first) = match v2 {
+                        // Our key first; the version waits for the handshake.
+                        Some(mut t) => {
+                            let _ = t.send(version);
+                            let key = t.take_outgoing();
+                            (t, key)
+                        }
+                        None => (Transport::V1, version),
+                    };
+                    match self.new_conn(stream, addr, Some(i), peer, transport, first, false, now) {
                         Some(t) => self.slots[i].conn = Some(t),
                         None => self.failed(i, "registering the socket failed".into(), now),
                     }
@@ -610,9 +657,9 @@ impl NodeDriver {
         let tokens: Vec<usize> = self.conns.keys().copied().collect();
         for t in tokens {
             let Some(c) = self.conns.get_mut(&t) else { continue };
-            let more = c.peer.take_outgoing();
-            c.queue.extend_from_slice(&more);
-            let result = if c.queue.len() > MAX_SEND_QUEUE {
+            let result = if let Err(e) = pump(c) {
+                Err(e)
+            } else if c.queue.len() > MAX_SEND_QUEUE {
                 Err(format!("{} bytes queued for the peer: it is not reading", c.queue.len()))
             } else if c.connected {
                 write_queue(c)
@@ -662,7 +709,8 @@ impl NodeDriver {
                     Err(e) => return Err(format!("reading: {e}")),
                 };
                 let now = Instant::now();
-                let events = c.peer.receive(&buf[..n], now).map_err(|e| e.to_string())?;
+                let plain = c.transport.receive(&buf[..n]).map_err(|e| e.to_string())?;
+                let events = c.peer.receive(&plain, now).map_err(|e| e.to_string())?;
                 for event in events {
                     self.on_event(t, event, now);
                     if !self.conns.contains_key(&t) {
@@ -1103,8 +1151,10 @@ impl NodeDriver {
                     }
                 }
                 // Move what was framed to the socket queue so SEND_TARGET sees it.
-                let more = c.peer.take_outgoing();
-                c.queue.extend_from_slice(&more);
+                if let Err(e) = pump(c) {
+                    failure = Some(e);
+                    break;
+                }
             }
             if failure.is_none() && !not_found.is_empty() {
                 if let Err(e) = c.peer.send_message(NetworkMessage::NotFound(not_found)) {
@@ -1251,7 +1301,15 @@ impl NodeDriver {
             slot.conn = None;
             slot.info.connected = false;
             slot.info.ready = false;
+            let v2_failed = c.connected && c.transport.v2_pending();
             self.failed(i, why, now);
+            if v2_failed {
+                // Probably a v1-only peer: dial it again at once, with v1.
+                log::info!("peer {}: the v2 handshake failed; trying v1", c.addr);
+                let slot = &mut self.slots[i];
+                slot.v1_only = true;
+                slot.retry_at = now;
+            }
         }
         self.download.peer_gone(c.id);
         let actions = self.sync.peer_gone(c.id, now);
@@ -1294,6 +1352,17 @@ fn to_bitcoin_header(h: &kiln_work::Header) -> bitcoin::block::Header {
 /// seed with the block hash.
 fn compact_nonce(seed: u64, hash: &BlockHash) -> u64 {
     seed ^ u64::from_le_bytes(hash.0[..8].try_into().expect("8 bytes"))
+}
+
+/// Moves what the peer state machine wrote through the transport (framed
+/// or encrypted) into the socket queue.
+fn pump(c: &mut Conn) -> Result<(), String> {
+    let frames = c.peer.take_outgoing();
+    let plain = c.transport.send(frames).map_err(|e| e.to_string())?;
+    c.queue.extend_from_slice(&plain);
+    let sealed = c.transport.take_outgoing();
+    c.queue.extend_from_slice(&sealed);
+    Ok(())
 }
 
 /// Writes until the queue is empty or the socket would block.

@@ -8,6 +8,7 @@ mod hostile;
 mod multi;
 mod node;
 mod sync;
+mod transport;
 
 use std::collections::HashMap;
 

@@ -4,7 +4,8 @@
 //! second, empty Core node connected to kiln only, relays a block the first
 //! node mines to the second, and pushes a block handed to it to both; a
 //! reorg between two Core nodes' competing branches; hostile inbound peers
-//! dropped while the honest peer is unaffected. Skipped without a
+//! dropped while the honest peer is unaffected. Every kiln–Core connection
+//! here is BIP324 v2 (Core's default), checked on both sides. Skipped without a
 //! `bitcoind` unless `KILN_REQUIRE_BITCOIND=1`.
 
 use std::io::{Read, Write};
@@ -136,6 +137,16 @@ fn syncs_from_core_serves_core_and_relays_both_ways() {
     run_until(&mut kiln, Duration::from_secs(180), "Core to sync from kiln", |_| best(&b) == a_tip);
     eprintln!("Core synced {height} blocks from kiln in {:?}", started.elapsed());
     assert!(kiln.stats().blocks_served >= u64::from(height));
+    // Both connections are BIP324 v2, as each Core node sees them too.
+    let conns = kiln.connections();
+    assert!(conns.iter().all(|c| c.transport == "v2") && conns.len() == 2, "{conns:?}");
+    for (node, inbound) in [(&a, true), (&b, false)] {
+        let peers = node.rpc("getpeerinfo", json!([])).unwrap();
+        let p = &peers.as_array().unwrap()[0];
+        assert_eq!(p["transport_protocol_type"], "v2", "{p}");
+        assert_eq!(p["inbound"], inbound, "{p}");
+        assert!(p["subver"].as_str().unwrap().contains("kiln"), "{p}");
+    }
 
     // 3. Core A mines a block: kiln takes it and relays it to B.
     let mined = regtest::generate_to_address(&a, 1, &regtest::op_true_address()).unwrap()[0];
@@ -320,4 +331,22 @@ fn hostile_inbound_peers_are_dropped_and_the_honest_peer_is_not() {
     let mined = regtest::generate_to_address(&a, 1, &regtest::op_true_address()).unwrap()[0];
     run_until(&mut kiln, Duration::from_secs(30), "A's next block", |k| k.block_tip().0 == from_bitcoin_hash(&mined));
     assert_eq!(to_bitcoin_hash(&kiln.block_tip().0), mined);
+}
+
+/// A Core node with v2 turned off (`-v2transport=0`) closes on kiln's v2
+/// key; kiln dials it again with v1 at once and syncs.
+#[test]
+fn falls_back_to_v1_for_a_v1_only_core_node() {
+    let a = require_node!(NodeOptions::default().arg("-v2transport=0"));
+    regtest::generate_to_address(&a, 10, &regtest::op_true_address()).unwrap();
+    let dir = TempDir::new("node-v1");
+    let mut kiln = full_node(&dir, &[a.p2p_addr().unwrap()]);
+    let tip = from_bitcoin_hash(&best(&a));
+    run_until(&mut kiln, Duration::from_secs(60), "sync over v1", |k| k.block_tip().0 == tip);
+    let conns = kiln.connections();
+    assert_eq!(conns.len(), 1);
+    assert_eq!(conns[0].transport, "v1");
+    let peers = a.rpc("getpeerinfo", json!([])).unwrap();
+    assert_eq!(peers[0]["transport_protocol_type"], "v1");
+    assert!(kiln.peers()[0].1.connections >= 2, "a v2 attempt, then v1");
 }
