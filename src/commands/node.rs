@@ -61,7 +61,9 @@ pub fn run(a: NodeArgs) -> AnyResult<ExitCode> {
     let mut peers = a.connect.clone();
     peers.extend(a.addnode.iter().copied());
     let listen = match a.listen.as_deref().map(|s| parse_listen(s, default_port(a.chain))) {
-        Some(None) => return usage(format!("--listen wants PORT or ADDR:PORT, got '{}'", a.listen.unwrap_or_default())),
+        Some(None) => {
+            return usage(format!("--listen wants PORT or ADDR:PORT, got '{}'", a.listen.unwrap_or_default()));
+        }
         Some(Some(addr)) if a.headers_only => {
             return usage(format!("--listen {addr} needs blocks to serve: drop --headers-only"));
         }
@@ -69,7 +71,9 @@ pub fn run(a: NodeArgs) -> AnyResult<ExitCode> {
         None => None,
     };
     if peers.is_empty() && listen.is_none() {
-        return usage("no --connect/--addnode peer and no --listen: nothing to talk to (there is no peer discovery yet)");
+        return usage(
+            "no --connect/--addnode peer and no --listen: nothing to talk to (there is no peer discovery yet)",
+        );
     }
     let api = match a.api.as_deref() {
         Some(s) => match parse_listen(s, 0).filter(|_| !s.is_empty()) {
@@ -83,11 +87,8 @@ pub fn run(a: NodeArgs) -> AnyResult<ExitCode> {
     {
         log::warn!("listening on {addr}: peers beyond this machine can connect");
     }
-    let opts = NodeOptions {
-        listen,
-        max_inbound: a.maxconnections.saturating_sub(peers.len()),
-        ..NodeOptions::default()
-    };
+    let opts =
+        NodeOptions { listen, max_inbound: a.maxconnections.saturating_sub(peers.len()), ..NodeOptions::default() };
     let chain = HeaderChain::new(a.chain);
     let mut node = if a.headers_only {
         NodeDriver::new(&peers, chain, opts)?

@@ -181,8 +181,7 @@ impl BlockDownload {
         self.window_blocked = false;
         self.window_start = None;
         let best = chain.best_height();
-        let mut free: usize =
-            self.peers.values().map(|p| self.config.per_peer.saturating_sub(p.in_flight)).sum();
+        let mut free: usize = self.peers.values().map(|p| self.config.per_peer.saturating_sub(p.in_flight)).sum();
         let mut height = base_height + 1;
         let mut window_end = best;
         while height <= window_end.min(best) {
@@ -205,9 +204,7 @@ impl BlockDownload {
             // The least loaded peer that has not said it lacks the block.
             let per_peer = self.config.per_peer;
             let h = height - 1;
-            let has = |p: &PeerState| {
-                p.best.is_some_and(|b| chain.ancestor_of(&b, h).is_some_and(|a| a.hash == hash))
-            };
+            let has = |p: &PeerState| p.best.is_some_and(|b| chain.ancestor_of(&b, h).is_some_and(|a| a.hash == hash));
             let Some((&peer, st)) = self
                 .peers
                 .iter_mut()
@@ -280,8 +277,7 @@ impl BlockDownload {
             let waited = now.saturating_duration_since(r.since);
             // Only a stall when another peer could be downloading (Core:
             // the staller blocks a peer with nothing in flight).
-            let other_idle =
-                self.peers.iter().any(|(&id, p)| id != r.peer && p.in_flight < self.config.per_peer);
+            let other_idle = self.peers.iter().any(|(&id, p)| id != r.peer && p.in_flight < self.config.per_peer);
             if waited >= self.stall_timeout && other_idle {
                 self.stats.stalls += 1;
                 out.push((r.peer, DownloadError::Stalling { hash, height, waited }));

@@ -302,10 +302,9 @@ impl NodeDriver {
         let genesis_hash = chain.params().genesis.block_hash();
         let now = unix_now();
         for (h, _) in store.headers()? {
-            chain.accept_bitcoin(&h, now).map_err(|e| NodeError::StoredHeader {
-                hash: h.block_hash(),
-                reason: e.to_string(),
-            })?;
+            chain
+                .accept_bitcoin(&h, now)
+                .map_err(|e| NodeError::StoredHeader { hash: h.block_hash(), reason: e.to_string() })?;
         }
         if store.is_empty()? {
             let genesis = bitcoin::blockdata::constants::genesis_block(chain.params().network);
@@ -469,7 +468,8 @@ impl NodeDriver {
                 wake = wake.min(t);
             }
             for c in self.conns.values() {
-                wake = wake.min(if c.connected { c.peer.next_deadline() } else { c.started + self.opts.connect_timeout });
+                wake =
+                    wake.min(if c.connected { c.peer.next_deadline() } else { c.started + self.opts.connect_timeout });
             }
             for s in &self.slots {
                 if s.conn.is_none() {
@@ -489,7 +489,8 @@ impl NodeDriver {
                     continue;
                 }
                 let t = event.token().0;
-                if let Err(why) = self.on_socket(t, event.is_readable() || event.is_read_closed(), event.is_writable(), &mut buf)
+                if let Err(why) =
+                    self.on_socket(t, event.is_readable() || event.is_read_closed(), event.is_writable(), &mut buf)
                 {
                     self.drop_conn(t, why, Instant::now());
                 }
@@ -510,7 +511,8 @@ impl NodeDriver {
 
     fn our_config(&mut self, remote: SocketAddr) -> PeerConfig {
         let time = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        self.nonce_seed = self.nonce_seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.nonce_seed =
+            self.nonce_seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         let nonce = self.nonce_seed ^ (self.nonce_seed >> 29);
         let network = self.sync.chain().params().network;
         let mut config = PeerConfig::new(network, self.block_tip.1 as i32, time.as_secs() as i64, nonce);
@@ -539,7 +541,9 @@ impl NodeDriver {
         let token = self.next_token;
         self.next_token += 1;
         let mut stream = stream;
-        if let Err(e) = self.poll.registry().register(&mut stream, Token(token), Interest::READABLE | Interest::WRITABLE) {
+        if let Err(e) =
+            self.poll.registry().register(&mut stream, Token(token), Interest::READABLE | Interest::WRITABLE)
+        {
             log::warn!("peer {addr}: registering the socket: {e}");
             return None;
         }
@@ -672,7 +676,10 @@ impl NodeDriver {
                 } else {
                     Interest::READABLE | Interest::WRITABLE
                 };
-                self.poll.registry().reregister(&mut c.stream, Token(t), interest).map_err(|e| format!("reregistering: {e}"))
+                self.poll
+                    .registry()
+                    .reregister(&mut c.stream, Token(t), interest)
+                    .map_err(|e| format!("reregistering: {e}"))
             });
             if let Err(why) = result {
                 self.drop_conn(t, why, Instant::now());
@@ -988,8 +995,8 @@ impl NodeDriver {
     /// Tells every peer about the new block tip, the way it asked.
     fn announce(&mut self, old: (BlockHash, u32)) {
         let (tip, tip_height) = self.block_tip;
-        let single_step = tip_height == old.1 + 1
-            && self.sync.chain().get(&tip).is_some_and(|e| e.header.prev_blockhash == old.0);
+        let single_step =
+            tip_height == old.1 + 1 && self.sync.chain().get(&tip).is_some_and(|e| e.header.prev_blockhash == old.0);
         let mut compact: Option<NetworkMessage> = None;
         let tokens: Vec<usize> = self.conns.keys().copied().collect();
         for t in tokens {
@@ -1008,7 +1015,8 @@ impl NodeDriver {
             }
             let message = if c.high_bandwidth && single_step {
                 if compact.is_none() {
-                    compact = self.compact_of(&tip).map(|cb| NetworkMessage::CmpctBlock(CmpctBlock { compact_block: cb }));
+                    compact =
+                        self.compact_of(&tip).map(|cb| NetworkMessage::CmpctBlock(CmpctBlock { compact_block: cb }));
                 }
                 compact.clone()
             } else {
@@ -1109,20 +1117,25 @@ impl NodeDriver {
                 let height = self.sync.chain().get(&hash).map(|e| e.height);
                 let bhash = to_bitcoin_hash(&hash);
                 let sent = match item {
-                    Inventory::WitnessBlock(_) => store.get_raw(&bhash).map(|raw| raw.map(|raw| c.peer.send_raw("block", &raw))),
+                    Inventory::WitnessBlock(_) => {
+                        store.get_raw(&bhash).map(|raw| raw.map(|raw| c.peer.send_raw("block", &raw)))
+                    }
                     Inventory::CompactBlock(_)
                         if height.is_some_and(|h| self.block_tip.1.saturating_sub(h) < MAX_CMPCTBLOCK_DEPTH) =>
                     {
                         store.get(&bhash).map(|b| {
                             b.map(|b| {
-                                let cb = HeaderAndShortIds::from_block(&b, compact_nonce(self.nonce_seed, &hash), 2, &[])
-                                    .expect("version 2, no prefill");
+                                let cb =
+                                    HeaderAndShortIds::from_block(&b, compact_nonce(self.nonce_seed, &hash), 2, &[])
+                                        .expect("version 2, no prefill");
                                 self.stats.compact_sent += 1;
                                 c.peer.send_message(NetworkMessage::CmpctBlock(CmpctBlock { compact_block: cb }))
                             })
                         })
                     }
-                    Inventory::CompactBlock(_) => store.get_raw(&bhash).map(|raw| raw.map(|raw| c.peer.send_raw("block", &raw))),
+                    Inventory::CompactBlock(_) => {
+                        store.get_raw(&bhash).map(|raw| raw.map(|raw| c.peer.send_raw("block", &raw)))
+                    }
                     _ => store.get(&bhash).map(|b| {
                         b.map(|mut b| {
                             // MSG_BLOCK: the block without witness data.
@@ -1156,10 +1169,11 @@ impl NodeDriver {
                     break;
                 }
             }
-            if failure.is_none() && !not_found.is_empty() {
-                if let Err(e) = c.peer.send_message(NetworkMessage::NotFound(not_found)) {
-                    failure = Some(e.to_string());
-                }
+            if failure.is_none()
+                && !not_found.is_empty()
+                && let Err(e) = c.peer.send_message(NetworkMessage::NotFound(not_found))
+            {
+                failure = Some(e.to_string());
             }
             if let Some(why) = failure {
                 failures.push((t, why));

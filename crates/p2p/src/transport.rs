@@ -107,11 +107,23 @@ pub enum TransportError {
 /// Where a v2 connection stands.
 enum V2 {
     /// Inbound: not yet sure the peer is not v1.
-    Detect { buf: Vec<u8> },
+    Detect {
+        buf: Vec<u8>,
+    },
     /// Our key is sent (inbound: once the peer's first bytes ruled v1 out);
     /// waiting for theirs, then for their garbage, terminator and version.
-    Handshake { role: Role, seed: [u8; 32], their_key: Option<[u8; 64]>, buf: Vec<u8>, held: Vec<u8> },
-    Ready { session: Box<CipherSession>, buf: Vec<u8>, packet_len: Option<usize> },
+    Handshake {
+        role: Role,
+        seed: [u8; 32],
+        their_key: Option<[u8; 64]>,
+        buf: Vec<u8>,
+        held: Vec<u8>,
+    },
+    Ready {
+        session: Box<CipherSession>,
+        buf: Vec<u8>,
+        packet_len: Option<usize>,
+    },
 }
 
 /// One connection's transport (see the module docs).
@@ -146,9 +158,14 @@ fn secp() -> &'static bitcoin::secp256k1::Secp256k1<bitcoin::secp256k1::All> {
 }
 
 /// Our key bytes for `seed` (deterministic: the replay relies on it).
-fn key_for(network: Network, role: Role, seed: [u8; 32]) -> Result<(Handshake<bip324::SentKey<'static>>, [u8; 64]), TransportError> {
+fn key_for(
+    network: Network,
+    role: Role,
+    seed: [u8; 32],
+) -> Result<(Handshake<bip324::SentKey<'static>>, [u8; 64]), TransportError> {
     let mut rng = rand::rngs::StdRng::from_seed(seed);
-    let hs = Handshake::new_with_rng(network, role, &mut rng, secp()).map_err(|e| TransportError::Handshake(e.to_string()))?;
+    let hs = Handshake::new_with_rng(network, role, &mut rng, secp())
+        .map_err(|e| TransportError::Handshake(e.to_string()))?;
     let mut key = [0u8; 64];
     let hs = hs.send_key(None, &mut key).map_err(|e| TransportError::Handshake(e.to_string()))?;
     Ok((hs, key))
@@ -246,7 +263,8 @@ impl Transport {
                     }
                     let command = &h[4..16];
                     let end = command.iter().position(|&b| b == 0).unwrap_or(12);
-                    let name = std::str::from_utf8(&command[..end]).map_err(|e| TransportError::BadFrame(e.to_string()))?;
+                    let name =
+                        std::str::from_utf8(&command[..end]).map_err(|e| TransportError::BadFrame(e.to_string()))?;
                     let payload = &partial[at + HEADER_LEN..at + HEADER_LEN + len];
                     let mut plain = Vec::with_capacity(13 + len);
                     match SHORT_IDS.iter().position(|&c| c == name).filter(|&i| i > 0) {
@@ -291,7 +309,11 @@ impl Transport {
                 let plain = std::mem::take(buf);
                 let held = std::mem::take(partial);
                 *self = Transport::V1;
-                return if held.is_empty() { Ok(plain) } else { Err(TransportError::BadFrame("v1 output before detection".into())) };
+                return if held.is_empty() {
+                    Ok(plain)
+                } else {
+                    Err(TransportError::BadFrame("v1 output before detection".into()))
+                };
             }
             let seed = fresh_seed();
             let (_, key) = key_for(network, Role::Responder, seed)?;

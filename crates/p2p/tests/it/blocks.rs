@@ -105,10 +105,7 @@ fn a_stalling_peer_is_dropped_a_lone_one_never() {
     assert!(dl.schedule(&chain, 0, |h| stored.contains(h), t0).is_empty());
     assert!(dl.tick(t0 + Duration::from_millis(1_500)).is_empty());
     let dropped = dl.tick(t0 + Duration::from_secs(2));
-    assert!(
-        matches!(&dropped[..], [(1, DownloadError::Stalling { height: 1, .. })]),
-        "{dropped:?}"
-    );
+    assert!(matches!(&dropped[..], [(1, DownloadError::Stalling { height: 1, .. })]), "{dropped:?}");
     assert_eq!(dl.stall_timeout(), Duration::from_secs(4), "doubled");
     assert_eq!(dl.stats().stalls, 1);
     // Peer 1's blocks go to peer 2.

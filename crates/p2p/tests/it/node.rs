@@ -113,7 +113,10 @@ fn syncs_from_core_serves_core_and_relays_both_ways() {
         k.block_tip().0 == from_bitcoin_hash(&a_tip)
     });
     let took = started.elapsed();
-    eprintln!("kiln synced {height} blocks from Core in {took:?} ({:.0} blocks/s)", f64::from(height) / took.as_secs_f64());
+    eprintln!(
+        "kiln synced {height} blocks from Core in {took:?} ({:.0} blocks/s)",
+        f64::from(height) / took.as_secs_f64()
+    );
     assert_eq!(kiln.block_tip().1, height);
     assert_eq!(kiln.chain().best_hash(), from_bitcoin_hash(&a_tip));
     // The stored blocks are Core's, byte for byte (the spends included).
@@ -205,7 +208,9 @@ fn follows_the_most_work_branch_between_two_core_nodes() {
     drop(kiln);
     let mut kiln = full_node(&dir, &[a.p2p_addr().unwrap(), c.p2p_addr().unwrap()]);
     assert_eq!(kiln.block_tip(), (from_bitcoin_hash(a_branch.last().unwrap()), 22));
-    run_until(&mut kiln, Duration::from_secs(60), "the reorg to C's branch", |k| k.block_tip().0 == from_bitcoin_hash(&c_tip));
+    run_until(&mut kiln, Duration::from_secs(60), "the reorg to C's branch", |k| {
+        k.block_tip().0 == from_bitcoin_hash(&c_tip)
+    });
     assert_eq!(kiln.block_tip().1, 24);
     assert_eq!(kiln.chain().best_hash(), from_bitcoin_hash(&c_tip));
     // A's blocks stay stored, off the best chain.

@@ -207,7 +207,11 @@ fn rules_without_spent_outputs_for_a_node() {
     let tail: Vec<_> = b.txdata[n - 256..].to_vec();
     b.txdata.extend(tail);
     let r = check_block_rules(&b, &ctx, Precomputed::default()).unwrap();
-    assert!(r.has(reason::BAD_TXNS_DUPLICATE) && r.violations.iter().any(|v| is_mutation(v.rule)), "{:?}", r.violations);
+    assert!(
+        r.has(reason::BAD_TXNS_DUPLICATE) && r.violations.iter().any(|v| is_mutation(v.rule)),
+        "{:?}",
+        r.violations
+    );
 
     let (mut b, _) = load(866342);
     b.txdata[0].output[0].value += Amount::ONE_SAT;
