@@ -147,6 +147,8 @@ pub enum BlockReject {
     Invalid { hash: BlockHash, rules: String },
     #[error("storing block {hash}: {reason}")]
     Store { hash: BlockHash, reason: String },
+    #[error("block {0} was not requested and has less work than our tip")]
+    Unrequested(BlockHash),
 }
 
 /// One configured address and, when up, its connection's token.
@@ -887,14 +889,22 @@ impl NodeDriver {
     fn process_block(&mut self, from: Option<usize>, block: Block, now: Instant) -> Result<(), BlockReject> {
         let hash = from_bitcoin_hash(&block.block_hash());
         let peer = from.and_then(|t| self.conns.get(&t)).map(|c| c.id);
-        if let Some(p) = peer {
-            self.download.received(p, &hash);
-        }
+        // A submitted block is wanted; a peer's, when we asked for it.
+        let requested = peer.is_none_or(|p| self.download.received(p, &hash));
         if let Some(c) = from.and_then(|t| self.conns.get_mut(&t)) {
             c.best_known = Some(hash);
         }
         if self.stored.contains(&hash) {
             return Ok(());
+        }
+        // Core's rule for blocks nobody asked for (pushed, or a compact
+        // block): processed only with at least our tip's work, so a peer
+        // cannot fill the store with stale branches.
+        let chain = self.sync.chain();
+        let work = chain.get(&hash).map(|e| e.chainwork).or_else(|| chain.chainwork_of_child(&from_bitcoin(&block.header)));
+        if !requested && work.is_some_and(|w| w < chain.tip().chainwork) {
+            log::debug!("block {hash}: not requested and less work than our tip; ignored");
+            return Err(BlockReject::Unrequested(hash));
         }
         let result = self.check_and_store(&block, hash);
         if let Some(p) = peer {

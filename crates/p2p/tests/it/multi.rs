@@ -101,6 +101,8 @@ fn stalled_sync_peer_is_replaced_and_a_bad_peer_dropped_alone() {
     let opts = NodeOptions {
         sync: SyncConfig { stall_timeout: Duration::from_secs(1), ..SyncConfig::default() },
         reconnect_min: Duration::from_secs(30),
+        // The scripted peers speak v1 only and accept a set number of connections.
+        v2: false,
         ..NodeOptions::default()
     };
     let mut n = NodeDriver::new(&[silent, bad, good], mainnet_no_min_work(), opts).unwrap();
@@ -124,6 +126,7 @@ fn a_peer_that_hangs_up_is_dialled_again_with_back_off() {
     let opts = NodeOptions {
         reconnect_min: Duration::from_millis(100),
         reconnect_max: Duration::from_millis(400),
+        v2: false,
         ..NodeOptions::default()
     };
     let mut n = NodeDriver::new(&[addr], mainnet_no_min_work(), opts).unwrap();
