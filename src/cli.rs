@@ -295,8 +295,9 @@ pub enum Cmd {
     /// stores them crash-safely in --datadir. With --listen, peers may
     /// connect (Core with -connect=<kiln> syncs from kiln); every new block
     /// is announced to each peer as it asked (compact block, headers or
-    /// inv). Compact blocks (BIP152) are received and sent. Transport is
-    /// v1 (BIP324 v2 is not implemented yet).
+    /// inv). Compact blocks (BIP152) are received and sent. Connections use
+    /// BIP324 v2 encryption (Core's default), falling back to v1 for a peer
+    /// that does not speak it.
     ///
     /// A status line every --status-interval seconds: peers (outbound and
     /// inbound), headers, blocks, the tip, rates and an ETA.

@@ -28,6 +28,13 @@
 //! while less than [`SEND_TARGET`] is waiting to be sent, `getblocktxn` for
 //! recent blocks. Unknown items get `notfound`.
 //!
+//! # Transport
+//!
+//! Every connection has a [`Transport`] under its [`Peer`]: outbound ones
+//! offer BIP324 v2 and, when the peer closes during the v2 handshake, are
+//! dialled again at once with v1 (Core's fallback); inbound ones are v1 or
+//! v2 as the peer's first bytes say.
+//!
 //! # Bounds
 //!
 //! Inbound peers are capped ([`NodeOptions::max_inbound`]); per peer, the
