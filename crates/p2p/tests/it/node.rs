@@ -355,3 +355,68 @@ fn falls_back_to_v1_for_a_v1_only_core_node() {
     assert_eq!(peers[0]["transport_protocol_type"], "v1");
     assert!(kiln.peers()[0].1.connections >= 2, "a v2 attempt, then v1");
 }
+
+/// Blocks that break rules kiln checks without a UTXO set, handed to kiln
+/// and to Core: the verdicts agree and Core's reject reason is kiln's; a
+/// mutated copy of a valid block is refused without marking the block
+/// invalid, so the valid block is still taken and reaches Core through kiln.
+#[test]
+fn invalid_blocks_are_refused_as_core_refuses_them() {
+    let a = require_node!(NodeOptions::default());
+    regtest::generate_to_address(&a, 120, &regtest::op_true_address()).unwrap();
+    let dir = TempDir::new("node-invalid");
+    let mut kiln = full_node(&dir, &[a.p2p_addr().unwrap()]);
+    let tip = from_bitcoin_hash(&best(&a));
+    run_until(&mut kiln, Duration::from_secs(60), "sync", |k| k.block_tip().0 == tip);
+
+    let template = regtest::Template::fetch(&a).unwrap();
+    let cases: Vec<(&str, bitcoin::Block)> = vec![
+        (
+            "bad-cb-height",
+            regtest::build_block(&template, &[], &regtest::op_true_script(), |b| {
+                let mut script = b.txdata[0].input[0].script_sig.to_bytes();
+                script[1] ^= 1; // the height's low byte
+                b.txdata[0].input[0].script_sig = bitcoin::ScriptBuf::from_bytes(script);
+            }),
+        ),
+        (
+            "bad-cb-multiple",
+            regtest::build_block(&template, &[], &regtest::op_true_script(), |b| {
+                let cb = b.txdata[0].clone();
+                b.txdata.push(cb);
+            }),
+        ),
+        (
+            "bad-txns-nonfinal",
+            regtest::build_block(&template, &[], &regtest::op_true_script(), |b| {
+                b.txdata[0].lock_time = bitcoin::absolute::LockTime::from_height(10_000).unwrap();
+                b.txdata[0].input[0].sequence = bitcoin::Sequence::ZERO;
+            }),
+        ),
+    ];
+    for (reason, block) in cases {
+        let core = regtest::submit_block(&a, &block).unwrap();
+        let ours = kiln.submit_block(block.clone());
+        match &ours {
+            Err(kiln_p2p::node::BlockReject::Invalid { rules, .. }) => {
+                assert!(rules.contains(reason), "{reason}: kiln says {rules}");
+            }
+            other => panic!("{reason}: kiln {other:?}"),
+        }
+        assert_eq!(core.as_deref(), Some(reason), "Core's verdict");
+        assert!(kiln.chain().is_invalid(&from_bitcoin_hash(&block.block_hash())));
+        assert_eq!(kiln.block_tip().0, tip, "the tip does not move");
+    }
+    assert_eq!(kiln.stats().blocks_invalid, 3);
+
+    // A mutated copy (a transaction appended without updating the merkle
+    // root) is refused as mutated; the real block is then taken and relayed.
+    let good = regtest::build_block(&template, &[], &regtest::op_true_script(), |_| ());
+    let mut mutated = good.clone();
+    mutated.txdata.push(good.txdata[0].clone());
+    assert!(matches!(kiln.submit_block(mutated), Err(kiln_p2p::node::BlockReject::Mutated { .. })));
+    assert!(!kiln.chain().is_invalid(&from_bitcoin_hash(&good.block_hash())));
+    kiln.submit_block(good.clone()).unwrap();
+    let hash = good.block_hash();
+    run_until(&mut kiln, Duration::from_secs(30), "Core to take kiln's block", |_| best(&a) == hash);
+}
