@@ -275,14 +275,21 @@ fn frame(command: &str, len: u32, payload: &[u8]) -> Vec<u8> {
     v
 }
 
+/// A Core node with `blocks` blocks and a kiln synced to it (`None`: no
+/// bitcoind and none required, so the test skips).
+fn synced_to_core(opts: NodeOptions, blocks: u32, name: &str) -> Option<(Node, TempDir, NodeDriver)> {
+    let a = require_node!(opts, None);
+    regtest::generate_to_address(&a, blocks, &regtest::op_true_address()).unwrap();
+    let dir = TempDir::new(name);
+    let mut kiln = full_node(&dir, &[a.p2p_addr().unwrap()]);
+    let tip = from_bitcoin_hash(&best(&a));
+    run_until(&mut kiln, Duration::from_secs(60), "sync", |k| k.block_tip().0 == tip);
+    Some((a, dir, kiln))
+}
+
 #[test]
 fn hostile_inbound_peers_are_dropped_and_the_honest_peer_is_not() {
-    let a = require_node!(NodeOptions::default());
-    regtest::generate_to_address(&a, 10, &regtest::op_true_address()).unwrap();
-    let dir = TempDir::new("node-hostile");
-    let mut kiln = full_node(&dir, &[a.p2p_addr().unwrap()]);
-    let a_tip = from_bitcoin_hash(&best(&a));
-    run_until(&mut kiln, Duration::from_secs(60), "sync", |k| k.block_tip().0 == a_tip);
+    let Some((a, _dir, mut kiln)) = synced_to_core(NodeOptions::default(), 10, "node-hostile") else { return };
     let listen = kiln.listen_addr().unwrap();
 
     let magic = wire::magic(Network::Regtest);
@@ -342,12 +349,8 @@ fn hostile_inbound_peers_are_dropped_and_the_honest_peer_is_not() {
 /// key; kiln dials it again with v1 at once and syncs.
 #[test]
 fn falls_back_to_v1_for_a_v1_only_core_node() {
-    let a = require_node!(NodeOptions::default().arg("-v2transport=0"));
-    regtest::generate_to_address(&a, 10, &regtest::op_true_address()).unwrap();
-    let dir = TempDir::new("node-v1");
-    let mut kiln = full_node(&dir, &[a.p2p_addr().unwrap()]);
-    let tip = from_bitcoin_hash(&best(&a));
-    run_until(&mut kiln, Duration::from_secs(60), "sync over v1", |k| k.block_tip().0 == tip);
+    let opts = NodeOptions::default().arg("-v2transport=0");
+    let Some((a, _dir, kiln)) = synced_to_core(opts, 10, "node-v1") else { return };
     let conns = kiln.connections();
     assert_eq!(conns.len(), 1);
     assert_eq!(conns[0].transport, "v1");
@@ -362,12 +365,8 @@ fn falls_back_to_v1_for_a_v1_only_core_node() {
 /// invalid, so the valid block is still taken and reaches Core through kiln.
 #[test]
 fn invalid_blocks_are_refused_as_core_refuses_them() {
-    let a = require_node!(NodeOptions::default());
-    regtest::generate_to_address(&a, 120, &regtest::op_true_address()).unwrap();
-    let dir = TempDir::new("node-invalid");
-    let mut kiln = full_node(&dir, &[a.p2p_addr().unwrap()]);
-    let tip = from_bitcoin_hash(&best(&a));
-    run_until(&mut kiln, Duration::from_secs(60), "sync", |k| k.block_tip().0 == tip);
+    let Some((a, _dir, mut kiln)) = synced_to_core(NodeOptions::default(), 120, "node-invalid") else { return };
+    let tip = kiln.block_tip().0;
 
     let template = regtest::Template::fetch(&a).unwrap();
     let cases: Vec<(&str, bitcoin::Block)> = vec![
