@@ -14,8 +14,15 @@ use kiln_validate::rules::Network;
 use kiln_validate::{InputError, Options, decode_block, read_spent_bytes, validate_block};
 
 /// Names the targets for `replay` and the seed writer.
-pub const TARGETS: [&str; 6] =
-    ["stratum_session", "stratum_codec", "block_reader", "prevouts_reader", "p2p_peer", "rpc_response"];
+pub const TARGETS: [&str; 7] = [
+    "stratum_session",
+    "stratum_codec",
+    "block_reader",
+    "prevouts_reader",
+    "p2p_peer",
+    "p2p_transport",
+    "rpc_response",
+];
 
 /// The body of the target called `name`.
 pub fn target(name: &str) -> Option<fn(&[u8])> {
@@ -25,6 +32,7 @@ pub fn target(name: &str) -> Option<fn(&[u8])> {
         "block_reader" => block_reader,
         "prevouts_reader" => prevouts_reader,
         "p2p_peer" => p2p_peer,
+        "p2p_transport" => p2p_transport,
         "rpc_response" => rpc_response,
         _ => return None,
     })
@@ -260,6 +268,32 @@ pub fn p2p_peer(data: &[u8]) {
         let _ = peer.take_outgoing();
     }
     let _ = peer.poll_tick(now + std::time::Duration::from_secs(3600));
+}
+
+/// First byte: how many bytes each read gets (1–256). The rest: what an
+/// inbound peer sends, through the transport (v1 told apart from BIP324 v2
+/// by the first bytes) and then the inbound peer state machine: errors,
+/// never panics, and neither buffers more than its bound.
+pub fn p2p_transport(data: &[u8]) {
+    use kiln_p2p::peer::{Peer, PeerConfig};
+    use kiln_p2p::transport::Transport;
+    let Some((&first, stream)) = data.split_first() else { return };
+    let chunk = usize::from(first) + 1;
+    let now = std::time::Instant::now();
+    let network = bitcoin::Network::Bitcoin;
+    let mut transport = Transport::inbound(network);
+    let mut peer = Peer::inbound(PeerConfig::new(network, 0, 1_700_000_000, 7), now);
+    for piece in stream.chunks(chunk) {
+        let Ok(plain) = transport.receive(piece) else { return };
+        if peer.receive(&plain, now).is_err() {
+            return;
+        }
+        assert!(peer.buffered() <= 4_000_000 + 24 + 2 * 65_536, "buffered {} bytes", peer.buffered());
+        if transport.send(peer.take_outgoing()).is_err() {
+            return;
+        }
+        let _ = transport.take_outgoing();
+    }
 }
 
 /// First byte: piece size (1–256). The rest: what a node answers over

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: replay TARGET PATH... (targets: stratum_session stratum_codec block_reader prevouts_reader)";
+    let usage = "usage: replay TARGET PATH... (targets: stratum_session stratum_codec block_reader prevouts_reader p2p_peer p2p_transport rpc_response)";
     let name = args.next().expect(usage);
     let body = kiln_fuzz::target(&name).expect(usage);
     kiln_fuzz::init();

@@ -213,7 +213,12 @@ fn main() {
         let stream: Vec<u8> = msgs.into_iter().flat_map(|m| kiln_p2p::wire::encode_message(magic, m)).collect();
         for (tag, first) in [("1", 0u8), ("61", 60), ("256", 255)] {
             write(&dir("p2p_peer"), &format!("handshake_headers_chunk{tag}"), &[&[first][..], &stream].concat());
+            // The same stream from an inbound v1 peer, through the transport.
+            write(&dir("p2p_transport"), &format!("v1_handshake_headers_chunk{tag}"), &[&[first][..], &stream].concat());
         }
+        // A would-be v2 peer: 64 key bytes, garbage, no terminator.
+        let v2: Vec<u8> = (0..64 + 300).map(|i| (i * 37 % 251) as u8).collect();
+        write(&dir("p2p_transport"), "v2_key_and_garbage", &[&[63u8][..], &v2].concat());
     }
 
     // A node's answers: a template (block 866342's first 40 transactions,
