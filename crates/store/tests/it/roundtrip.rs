@@ -139,3 +139,36 @@ fn headers_are_kept_across_reopen() {
     assert_eq!(got, vec![(blocks[1].header, 367891), (blocks[0].header, 866342)]);
     assert_eq!(store.hashes().unwrap(), vec![blocks[1].block_hash()]);
 }
+
+/// One batch of 200 blocks across several files, with the tip, in one
+/// commit; a batch naming a tip that is not stored commits nothing and the
+/// store goes on; repeats inside a batch are written once.
+#[test]
+fn batches_rotate_commit_once_and_are_all_or_nothing() {
+    let dir = TempDir::new("batch");
+    let opts = StoreOptions { max_file_size: 64 << 10 };
+    let blocks: Vec<Block> = (0..200).map(synth).collect();
+    {
+        let store = BlockStore::open_with(dir.path(), opts.clone()).unwrap();
+        let mut refs: Vec<&Block> = blocks.iter().collect();
+        refs.push(&blocks[3]);
+        store.put_batch(&refs, Some((blocks[199].block_hash(), 199))).unwrap();
+        assert_eq!(store.len().unwrap(), 200);
+        assert_eq!(store.tip().unwrap(), Some((blocks[199].block_hash(), 199)));
+        // An unknown tip: refused, nothing of this batch committed.
+        let extra = synth(1000);
+        let r = store.put_batch(&[&extra], Some((synth(1001).block_hash(), 1)));
+        assert!(matches!(r, Err(StoreError::UnknownBlock(_))), "{r:?}");
+        assert!(!store.contains(&extra.block_hash()).unwrap());
+        store.put(&extra).unwrap();
+    }
+    let store = BlockStore::open_with(dir.path(), opts).unwrap();
+    assert_eq!(store.len().unwrap(), 201);
+    let files: std::collections::BTreeSet<u32> =
+        blocks.iter().map(|b| store.location(&b.block_hash()).unwrap().unwrap().file).collect();
+    assert!(files.len() > 3, "{files:?}");
+    for b in blocks.iter().chain([&synth(1000)]) {
+        assert_eq!(&store.get(&b.block_hash()).unwrap().unwrap(), b);
+    }
+    assert_eq!(store.location(&blocks[199].block_hash()).unwrap().unwrap().height, Some(199));
+}
