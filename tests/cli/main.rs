@@ -521,6 +521,14 @@ fn node_syncs_survives_kill_9_and_usage_errors_exit_2() {
     assert!(metrics.contains(&format!("kiln_node_block_height {total}")), "{metrics}");
     assert!(get(&a, "/nope").starts_with("HTTP/1.1 404"));
 
+    // A status line comes every second (--status-interval 1).
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until && !log.iter().any(|l| l.contains("blocks/s")) {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            log.push(line);
+        }
+    }
+
     // 3. SIGINT: a clean stop with the summary.
     assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
     let (tx, done) = mpsc::channel();

@@ -83,6 +83,9 @@ pub const MAX_BLOCKS_TO_ANNOUNCE: u32 = 8;
 pub const MAX_CMPCTBLOCK_DEPTH: u32 = 5;
 /// Core's `MAX_BLOCKTXN_DEPTH`: deeper blocks are sent whole on `getblocktxn`.
 pub const MAX_BLOCKTXN_DEPTH: u32 = 10;
+/// Checked blocks held for one commit at most (the commit happens sooner,
+/// at the end of each loop turn).
+const MAX_PENDING_BYTES: usize = 32 << 20;
 /// The most transactions a compact block may claim: a block's weight
 /// limit over the smallest transaction's weight (Core's bound).
 pub const MAX_COMPACT_TXS: usize = 4_000_000 / 40;
@@ -260,7 +263,14 @@ pub struct NodeDriver {
     sync: Sync,
     download: BlockDownload,
     store: Option<BlockStore>,
+    /// Blocks committed to the store.
     stored: HashSet<BlockHash>,
+    /// Checked blocks waiting to be committed together (one fsync and one
+    /// commit per loop turn, not per block); nothing about them is
+    /// announced before the commit.
+    pending: Vec<Block>,
+    pending_set: HashSet<BlockHash>,
+    pending_bytes: usize,
     block_tip: (BlockHash, u32),
     opts: NodeOptions,
     next_id: PeerId,
@@ -374,6 +384,9 @@ impl NodeDriver {
             download: BlockDownload::new(opts.download.clone()),
             store,
             stored,
+            pending: Vec::new(),
+            pending_set: HashSet::new(),
+            pending_bytes: 0,
             block_tip,
             opts,
             next_id: 1,
@@ -453,6 +466,7 @@ impl NodeDriver {
         let mut events = Events::with_capacity(64);
         let mut buf = vec![0u8; READ_CHUNK];
         loop {
+            self.flush_blocks();
             if done(self) {
                 return Ok(true);
             }
@@ -515,7 +529,14 @@ impl NodeDriver {
     /// Why the block was not taken.
     pub fn submit_block(&mut self, block: Block) -> Result<(), BlockReject> {
         let now = Instant::now();
-        self.process_block(None, block, now)
+        let hash = from_bitcoin_hash(&block.block_hash());
+        self.process_block(None, block, now)?;
+        self.flush_blocks();
+        if self.stored.contains(&hash) {
+            Ok(())
+        } else {
+            Err(BlockReject::Store { hash, reason: "the commit failed (see the log)".into() })
+        }
     }
 
     fn our_config(&mut self, remote: SocketAddr) -> PeerConfig {
@@ -879,8 +900,8 @@ impl NodeDriver {
         // Start at the fork point of the block tip and the best chain.
         let chain = self.sync.chain();
         let base = fork_height(chain, &self.block_tip);
-        let stored = &self.stored;
-        let plan = self.download.schedule(chain, base, |h| stored.contains(h), now);
+        let (stored, pending) = (&self.stored, &self.pending_set);
+        let plan = self.download.schedule(chain, base, |h| stored.contains(h) || pending.contains(h), now);
         for (peer, hashes) in plan {
             let Some(t) = self.token_of(peer) else { continue };
             let c = self.conns.get_mut(&t).expect("token_of checks");
@@ -901,7 +922,7 @@ impl NodeDriver {
         if let Some(c) = from.and_then(|t| self.conns.get_mut(&t)) {
             c.best_known = Some(hash);
         }
-        if self.stored.contains(&hash) {
+        if self.stored.contains(&hash) || self.pending_set.contains(&hash) {
             return Ok(());
         }
         // Core's rule for blocks nobody asked for (pushed, or a compact
@@ -913,7 +934,15 @@ impl NodeDriver {
             log::debug!("block {hash}: not requested and less work than our tip; ignored");
             return Err(BlockReject::Unrequested(hash));
         }
-        let result = self.check_and_store(&block, hash);
+        let result = self.check(&block, hash);
+        if result.is_ok() {
+            self.pending_bytes += block.total_size();
+            self.pending_set.insert(hash);
+            self.pending.push(block);
+            if self.pending_bytes >= MAX_PENDING_BYTES {
+                self.flush_blocks();
+            }
+        }
         if let Some(p) = peer {
             self.download.peer_has(p, hash, self.sync.chain());
         }
@@ -941,7 +970,8 @@ impl NodeDriver {
         Ok(())
     }
 
-    fn check_and_store(&mut self, block: &Block, hash: BlockHash) -> Result<(), BlockReject> {
+    /// Header into the chain, then every rule that needs no UTXO set.
+    fn check(&mut self, block: &Block, hash: BlockHash) -> Result<(), BlockReject> {
         let header = from_bitcoin(&block.header);
         if !self.sync.chain().contains(&hash) {
             if !self.sync.chain().contains(&header.prev_blockhash) {
@@ -975,17 +1005,45 @@ impl NodeDriver {
             self.sync.mark_invalid(&hash);
             return Err(BlockReject::Invalid { hash, rules });
         }
-        let store = self.store.as_ref().ok_or_else(|| BlockReject::Store { hash, reason: "no block store".into() })?;
-        store.put(block).map_err(|e| BlockReject::Store { hash, reason: e.to_string() })?;
-        self.stored.insert(hash);
-        self.stats.blocks_stored += 1;
+        if self.store.is_none() {
+            return Err(BlockReject::Store { hash, reason: "no block store (--headers-only)".into() });
+        }
         Ok(())
     }
 
-    /// Moves the block tip to the highest block of the best chain whose
-    /// blocks are all stored, commits it, and announces it when it moved.
-    fn advance_tip(&mut self) {
+    /// Commits the checked blocks waiting in `pending` in one batch, with
+    /// the block tip they make, then announces the new tip. A failed commit
+    /// acknowledges nothing: the blocks are asked for again.
+    fn flush_blocks(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let blocks = std::mem::take(&mut self.pending);
+        let hashes: Vec<BlockHash> = self.pending_set.drain().collect();
+        self.pending_bytes = 0;
         let Some(store) = &self.store else { return };
+        self.stored.extend(hashes.iter().copied());
+        let new = self.tip_candidate();
+        let tip = (new != self.block_tip).then(|| (to_bitcoin_hash(&new.0), new.1));
+        let refs: Vec<&Block> = blocks.iter().collect();
+        if let Err(e) = store.put_batch(&refs, tip) {
+            log::error!("storing {} blocks: {e}", blocks.len());
+            for h in &hashes {
+                self.stored.remove(h);
+            }
+            return;
+        }
+        self.stats.blocks_stored += blocks.len() as u64;
+        if new != self.block_tip {
+            let old = self.block_tip;
+            self.block_tip = new;
+            log::debug!("block tip {} at height {}", new.0, new.1);
+            self.announce(old);
+        }
+    }
+
+    /// The highest block of the best chain whose blocks are all stored.
+    fn tip_candidate(&self) -> (BlockHash, u32) {
         let chain = self.sync.chain();
         let mut height = fork_height(chain, &self.block_tip);
         while let Some(e) = chain.at_height(height + 1) {
@@ -994,8 +1052,14 @@ impl NodeDriver {
             }
             height += 1;
         }
-        let Some(entry) = chain.at_height(height) else { return };
-        let new = (entry.hash, height);
+        chain.at_height(height).map_or(self.block_tip, |e| (e.hash, height))
+    }
+
+    /// Moves the block tip onto stored blocks (a reorg to a branch already
+    /// held, a restart), commits it, and announces it when it moved.
+    fn advance_tip(&mut self) {
+        let Some(store) = &self.store else { return };
+        let new = self.tip_candidate();
         if new == self.block_tip {
             return;
         }
@@ -1208,7 +1272,7 @@ impl NodeDriver {
         let hash = from_bitcoin_hash(&cb.header.block_hash());
         let Some(c) = self.conns.get_mut(&t) else { return };
         c.best_known = Some(hash);
-        if self.stored.contains(&hash) || self.store.is_none() {
+        if self.stored.contains(&hash) || self.pending_set.contains(&hash) || self.store.is_none() {
             return;
         }
         let count = cb.short_ids.len() + cb.prefilled_txs.len();
