@@ -14,10 +14,11 @@
 //! transit (merkle root, CVE-2012-2459 duplicate, witness commitment) only
 //! costs that peer its connection; any other failure marks the block
 //! invalid in the header chain as well, so the best chain moves off it.
-//! A valid block is stored (acknowledged once on disk, see `kiln-store`),
-//! and the *block tip* (the most-work chain whose blocks are all stored) is
-//! advanced and committed. When it moves, the new tip is announced to every
-//! peer the way it asked: `cmpctblock` to high-bandwidth BIP152 peers,
+//! A valid block is queued; once per loop turn the queued blocks are
+//! stored with one fsync and one commit (`kiln-store`'s `put_batch`), which
+//! also records the new *block tip* (the most-work chain whose blocks are
+//! all stored). Nothing is announced before that commit. When the tip
+//! moves, it is announced to every peer the way it asked: `cmpctblock` to high-bandwidth BIP152 peers,
 //! `headers` to BIP130 peers, `inv` to the rest.
 //!
 //! # Serving
