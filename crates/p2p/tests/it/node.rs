@@ -1,5 +1,5 @@
 //! The node against real `bitcoind -regtest` processes on 127.0.0.1:
-//! kiln syncs a chain of a few thousand blocks holding real segwit and
+//! kiln syncs a chain of 3,000 blocks holding real segwit and
 //! taproot spends from one Core node, then serves the whole chain to a
 //! second, empty Core node connected to kiln only, relays a block the first
 //! node mines to the second, and pushes a block handed to it to both; a
@@ -100,10 +100,10 @@ fn block_hash_at(node: &Node, height: u32) -> BlockHash {
 #[test]
 fn syncs_from_core_serves_core_and_relays_both_ways() {
     let a = require_node!(NodeOptions::default());
-    let spend_heights = build_chain(&a, 2_000);
+    let spend_heights = build_chain(&a, 3_000);
     let a_tip = best(&a);
     let height = regtest::block_count(&a).unwrap();
-    assert!(height >= 2_000);
+    assert!(height >= 3_000);
 
     // 1. kiln syncs every header and block from Core.
     let dir = TempDir::new("node-sync");
