@@ -930,7 +930,8 @@ impl NodeDriver {
         // block): processed only with at least our tip's work, so a peer
         // cannot fill the store with stale branches.
         let chain = self.sync.chain();
-        let work = chain.get(&hash).map(|e| e.chainwork).or_else(|| chain.chainwork_of_child(&from_bitcoin(&block.header)));
+        let work =
+            chain.get(&hash).map(|e| e.chainwork).or_else(|| chain.chainwork_of_child(&from_bitcoin(&block.header)));
         if !requested && work.is_some_and(|w| w < chain.tip().chainwork) {
             log::debug!("block {hash}: not requested and less work than our tip; ignored");
             return Err(BlockReject::Unrequested(hash));

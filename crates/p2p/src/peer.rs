@@ -1,7 +1,7 @@
 //! One peer's protocol state machine with no I/O: bytes and the time in,
 //! events and bytes out.
 //!
-//! The caller (the mio [`driver`](crate::driver), or a test) owns the socket
+//! The caller (the mio [`node`](crate::node), or a test) owns the socket
 //! and the clock; this type owns every protocol decision: the version
 //! handshake in BIP339/BIP155 order (`wtxidrelay` and `sendaddrv2` between
 //! the peer's `version` and our `verack`), `sendheaders` once connected,

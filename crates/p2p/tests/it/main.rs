@@ -1,6 +1,8 @@
 //! kiln-p2p's integration tests: the header chain on real mainnet headers and
-//! mined regtest headers, the peer state machine against hostile bytes, and
-//! the driver against a real `bitcoind -regtest`.
+//! mined regtest headers, the peer state machine against hostile bytes, the
+//! BIP324 transport, the block download scheduler, the node against
+//! scripted loopback peers, and the node against real `bitcoind -regtest`
+//! processes (sync, serving, relay, reorg, hostile peers, v1 fallback).
 
 mod blocks;
 mod headers;
