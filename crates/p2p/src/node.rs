@@ -14,7 +14,8 @@
 //! transit (merkle root, CVE-2012-2459 duplicate, witness commitment) only
 //! costs that peer its connection; any other failure marks the block
 //! invalid in the header chain as well, so the best chain moves off it.
-//! A valid block is queued; once per loop turn the queued blocks are
+//! An invalid block is recorded in the store too, so a restart does not
+//! fetch it again. A valid block is queued; once per loop turn the queued blocks are
 //! stored with one fsync and one commit (`kiln-store`'s `put_batch`), which
 //! also records the new *block tip* (the most-work chain whose blocks are
 //! all stored). Nothing is announced before that commit. When the tip
@@ -325,6 +326,9 @@ impl NodeDriver {
             chain
                 .accept_bitcoin(&h, now)
                 .map_err(|e| NodeError::StoredHeader { hash: h.block_hash(), reason: e.to_string() })?;
+        }
+        for hash in store.invalid_blocks()? {
+            chain.mark_invalid(&from_bitcoin_hash(&hash));
         }
         if store.is_empty()? {
             let genesis = bitcoin::blockdata::constants::genesis_block(chain.params().network);
@@ -1005,6 +1009,11 @@ impl NodeDriver {
             self.stats.blocks_invalid += 1;
             log::warn!("block {hash} at height {} is invalid: {rules}", entry.height);
             self.sync.mark_invalid(&hash);
+            if let Some(store) = &self.store
+                && let Err(e) = store.mark_invalid(&to_bitcoin_hash(&hash))
+            {
+                log::error!("recording block {hash} as invalid: {e}");
+            }
             return Err(BlockReject::Invalid { hash, rules });
         }
         if self.store.is_none() {

@@ -18,7 +18,8 @@
 //! reads; instead a connection keeps the 32-byte seed its key was drawn
 //! from and the peer's key, and each time more bytes arrive it replays the
 //! (deterministic) key exchange and tries to finish: one ECDH per read
-//! during a handshake that normally takes one or two reads.
+//! during a handshake that normally takes one or two reads, and at most
+//! [`MAX_HANDSHAKE_READS`] of them.
 //!
 //! * **Outbound** ([`Transport::outbound_v2`]): our key is sent at once.
 //!   A peer that closes before the handshake is done is probably v1-only:
@@ -81,6 +82,10 @@ const TERMINATOR_LEN: usize = 16;
 /// Bytes of decoy and version packets accepted after the terminator during
 /// the handshake (Core sends one empty version packet: 20 bytes).
 pub const MAX_HANDSHAKE_EXTRA: usize = 64 * 1024;
+/// Key-exchange replays allowed per handshake: each read during the
+/// handshake costs one ECDH, so a peer trickling its garbage a byte at a
+/// time is cut off here (an honest handshake takes one to three reads).
+pub const MAX_HANDSHAKE_READS: u32 = 64;
 /// 3-byte length, 1 header byte, 16-byte tag.
 const PACKET_OVERHEAD: usize = 3 + 1 + 16;
 /// The largest packet contents: a 4 MB message after a 13-byte command.
@@ -118,6 +123,7 @@ enum V2 {
         their_key: Option<[u8; 64]>,
         buf: Vec<u8>,
         held: Vec<u8>,
+        replays: u32,
     },
     Ready {
         session: Box<CipherSession>,
@@ -200,7 +206,14 @@ impl Transport {
     pub fn outbound_v2(network: Network) -> Result<Transport, TransportError> {
         let seed = fresh_seed();
         let (_, key) = key_for(network, Role::Initiator, seed)?;
-        let state = V2::Handshake { role: Role::Initiator, seed, their_key: None, buf: Vec::new(), held: Vec::new() };
+        let state = V2::Handshake {
+            role: Role::Initiator,
+            seed,
+            their_key: None,
+            buf: Vec::new(),
+            held: Vec::new(),
+            replays: 0,
+        };
         Ok(Transport::V2(Box::new(V2Conn { network, state, out: key.to_vec(), partial: Vec::new() })))
     }
 
@@ -320,10 +333,10 @@ impl Transport {
             out.extend_from_slice(&key);
             let buf = std::mem::take(buf);
             let held = std::mem::take(partial);
-            *state = V2::Handshake { role: Role::Responder, seed, their_key: None, buf, held };
+            *state = V2::Handshake { role: Role::Responder, seed, their_key: None, buf, held, replays: 0 };
             return self.receive(&[]);
         }
-        if let V2::Handshake { role, seed, their_key, buf, held } = state {
+        if let V2::Handshake { role, seed, their_key, buf, held, replays } = state {
             buf.extend_from_slice(bytes);
             if their_key.is_none() {
                 if buf.len() < KEY_LEN {
@@ -343,6 +356,12 @@ impl Transport {
                 return Err(TransportError::HandshakeTooLong(MAX_GARBAGE + TERMINATOR_LEN + MAX_HANDSHAKE_EXTRA));
             }
             // Replay the key exchange and try to finish with what is here.
+            *replays += 1;
+            if *replays > MAX_HANDSHAKE_READS {
+                return Err(TransportError::Handshake(format!(
+                    "not finished after {MAX_HANDSHAKE_READS} reads (a peer trickling its handshake)"
+                )));
+            }
             let (hs, _) = version_for(network, *role, *seed, key)?;
             let view = buf.clone();
             let (mut hs, consumed) = match hs.receive_garbage(&view) {

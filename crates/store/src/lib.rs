@@ -89,6 +89,9 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// Validated headers (hash → 80-byte header and 4-byte height), so a
 /// restarted node has its header chain back without asking peers again.
 const HEADERS: TableDefinition<[u8; 32], [u8; 84]> = TableDefinition::new("headers");
+/// Blocks found invalid (hash → nothing), so a restart does not fetch and
+/// check them again.
+const INVALID: TableDefinition<[u8; 32], ()> = TableDefinition::new("invalid");
 const WRITE_POS: &str = "write_pos";
 const TIP: &str = "tip";
 const INDEX_FILE: &str = "index.redb";
@@ -212,6 +215,7 @@ impl BlockStore {
             let pos = {
                 tx.open_table(BLOCKS).map_err(db_err)?;
                 tx.open_table(HEADERS).map_err(db_err)?;
+                tx.open_table(INVALID).map_err(db_err)?;
                 let meta = tx.open_table(META).map_err(db_err)?;
                 match meta.get(WRITE_POS).map_err(db_err)? {
                     None => (0, 0),
@@ -504,6 +508,24 @@ impl BlockStore {
             out.push((header, u32::from_le_bytes(v[80..].try_into().expect("4 bytes"))));
         }
         out.sort_by_key(|&(_, height)| height);
+        Ok(out)
+    }
+
+    /// Records, durably, that a block was found invalid.
+    pub fn mark_invalid(&self, hash: &BlockHash) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        tx.open_table(INVALID).map_err(db_err)?.insert(hash.to_byte_array(), ()).map_err(db_err)?;
+        tx.commit().map_err(db_err)
+    }
+
+    /// Every block recorded as invalid.
+    pub fn invalid_blocks(&self) -> Result<Vec<BlockHash>, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(INVALID).map_err(db_err)?;
+        let mut out = Vec::new();
+        for item in table.iter().map_err(db_err)? {
+            out.push(BlockHash::from_byte_array(item.map_err(db_err)?.0.value()));
+        }
         Ok(out)
     }
 

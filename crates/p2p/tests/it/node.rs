@@ -365,7 +365,7 @@ fn falls_back_to_v1_for_a_v1_only_core_node() {
 /// invalid, so the valid block is still taken and reaches Core through kiln.
 #[test]
 fn invalid_blocks_are_refused_as_core_refuses_them() {
-    let Some((a, _dir, mut kiln)) = synced_to_core(NodeOptions::default(), 120, "node-invalid") else { return };
+    let Some((a, dir, mut kiln)) = synced_to_core(NodeOptions::default(), 120, "node-invalid") else { return };
     let tip = kiln.block_tip().0;
 
     let template = regtest::Template::fetch(&a).unwrap();
@@ -393,7 +393,9 @@ fn invalid_blocks_are_refused_as_core_refuses_them() {
             }),
         ),
     ];
+    let mut invalid = Vec::new();
     for (reason, block) in cases {
+        invalid.push(from_bitcoin_hash(&block.block_hash()));
         let core = regtest::submit_block(&a, &block).unwrap();
         let ours = kiln.submit_block(block.clone());
         match &ours {
@@ -418,4 +420,12 @@ fn invalid_blocks_are_refused_as_core_refuses_them() {
     kiln.submit_block(good.clone()).unwrap();
     let hash = good.block_hash();
     run_until(&mut kiln, Duration::from_secs(30), "Core to take kiln's block", |_| best(&a) == hash);
+
+    // A restart remembers which blocks were invalid.
+    drop(kiln);
+    let again = full_node(&dir, &[]);
+    for h in &invalid {
+        assert!(again.chain().is_invalid(h), "{h}");
+    }
+    assert_eq!(again.block_tip().0, from_bitcoin_hash(&hash));
 }

@@ -146,3 +146,23 @@ fn random_bytes_are_errors_not_panics() {
     let r = b.receive(&junk);
     assert!(r.is_err() || r == Ok(Vec::new()), "{r:?}");
 }
+
+/// A peer trickling its handshake a byte at a time costs one key exchange
+/// per read: it is cut off after MAX_HANDSHAKE_READS reads.
+#[test]
+fn a_trickled_handshake_is_cut_off() {
+    use kiln_p2p::transport::MAX_HANDSHAKE_READS;
+    let mut t = Transport::inbound(Network::Regtest);
+    let key: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(7).wrapping_add(1)).collect();
+    t.receive(&key).unwrap();
+    let mut reads = 0;
+    let err = loop {
+        reads += 1;
+        match t.receive(&[0x55]) {
+            Ok(_) => assert!(reads <= MAX_HANDSHAKE_READS as usize, "still going after {reads} reads"),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, TransportError::Handshake(_)), "{err:?}");
+    assert!(reads <= MAX_HANDSHAKE_READS as usize + 1);
+}
