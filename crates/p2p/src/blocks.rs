@@ -12,7 +12,8 @@
 //!   `MAX_BLOCKS_IN_TRANSIT_PER_PEER`, 16), handed to the least loaded peer
 //!   so several peers download in parallel;
 //! * **stall detection**: when the window cannot move because its first
-//!   block is still in flight while some peer sits idle, the peer holding it
+//!   block is still in flight while a peer holding later blocks sits idle,
+//!   the peer holding it
 //!   for longer than the stall timeout is dropped (Core's
 //!   `BLOCK_STALLING_TIMEOUT`, 2 s, doubled after each stall up to 64 s and
 //!   eased back as blocks arrive), and any request older than
@@ -105,9 +106,10 @@ pub struct BlockDownload {
     in_flight: HashMap<BlockHash, Request>,
     peers: BTreeMap<PeerId, PeerState>,
     stall_timeout: Duration,
-    /// Set by [`BlockDownload::schedule`]: a peer had room but the window
-    /// held nothing more to ask for.
-    window_blocked: bool,
+    /// Set by [`BlockDownload::schedule`]: peers with room that hold
+    /// blocks beyond the window, so the window's first block keeps them
+    /// idle (Core names a staller only then).
+    idle_useful: Vec<PeerId>,
     /// The first height above the stored chain, as of the last schedule.
     window_start: Option<(u32, BlockHash)>,
     stats: DownloadStats,
@@ -121,7 +123,7 @@ impl BlockDownload {
             in_flight: HashMap::new(),
             peers: BTreeMap::new(),
             stall_timeout,
-            window_blocked: false,
+            idle_useful: Vec::new(),
             window_start: None,
             stats: DownloadStats::default(),
         }
@@ -178,7 +180,7 @@ impl BlockDownload {
         now: Instant,
     ) -> Vec<(PeerId, Vec<BlockHash>)> {
         let mut out: BTreeMap<PeerId, Vec<BlockHash>> = BTreeMap::new();
-        self.window_blocked = false;
+        self.idle_useful.clear();
         self.window_start = None;
         let best = chain.best_height();
         let mut free: usize = self.peers.values().map(|p| self.config.per_peer.saturating_sub(p.in_flight)).sum();
@@ -219,9 +221,18 @@ impl BlockDownload {
             self.stats.requested += 1;
             out.entry(peer).or_default().push(hash);
         }
-        // Room left with nothing to ask inside the window: if its first
-        // block is in flight, that peer is holding everyone up.
-        self.window_blocked = free > 0 && height > window_end && window_end < best;
+        // Room left with nothing to ask inside the window: peers that hold
+        // blocks beyond it are kept idle by the window's first block.
+        if free > 0 && height > window_end && window_end < best {
+            let per_peer = self.config.per_peer;
+            self.idle_useful = self
+                .peers
+                .iter()
+                .filter(|(_, p)| p.in_flight < per_peer)
+                .filter(|(_, p)| p.best.and_then(|b| chain.get(&b)).is_some_and(|e| e.height > window_end))
+                .map(|(&id, _)| id)
+                .collect();
+        }
         out.into_iter().collect()
     }
 
@@ -270,14 +281,13 @@ impl BlockDownload {
     /// Timers: the stalling peer and requests past their timeout.
     pub fn tick(&mut self, now: Instant) -> Vec<(PeerId, DownloadError)> {
         let mut out: Vec<(PeerId, DownloadError)> = Vec::new();
-        if self.window_blocked
-            && let Some((height, hash)) = self.window_start
+        if let Some((height, hash)) = self.window_start
             && let Some(r) = self.in_flight.get(&hash)
         {
             let waited = now.saturating_duration_since(r.since);
-            // Only a stall when another peer could be downloading (Core:
-            // the staller blocks a peer with nothing in flight).
-            let other_idle = self.peers.iter().any(|(&id, p)| id != r.peer && p.in_flight < self.config.per_peer);
+            // Only a stall when another peer could be downloading beyond
+            // the window (Core: the staller keeps such a peer idle).
+            let other_idle = self.idle_useful.iter().any(|&id| id != r.peer);
             if waited >= self.stall_timeout && other_idle {
                 self.stats.stalls += 1;
                 out.push((r.peer, DownloadError::Stalling { hash, height, waited }));
@@ -300,7 +310,7 @@ impl BlockDownload {
 
     /// When [`BlockDownload::tick`] may next have something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let stall = if self.window_blocked {
+        let stall = if !self.idle_useful.is_empty() {
             self.window_start.and_then(|(_, h)| self.in_flight.get(&h)).map(|r| r.since + self.stall_timeout)
         } else {
             None

@@ -137,8 +137,6 @@ pub enum NodeError {
     Listen { addr: SocketAddr, source: io::Error },
     #[error("block store: {0}")]
     Store(#[from] StoreError),
-    #[error("stored header {hash} does not fit the header chain: {reason}")]
-    StoredHeader { hash: bitcoin::BlockHash, reason: String },
     #[error("block store belongs to another network (its genesis is missing)")]
     WrongNetwork,
 }
@@ -171,8 +169,9 @@ struct Slot {
     backoff: Duration,
     retry_at: Instant,
     info: PeerInfo,
-    /// The last v2 attempt failed during its handshake: dial v1 (Core's
-    /// fallback for a v1-only peer).
+    /// The next dial uses v1, once: the last v2 attempt was closed before
+    /// the peer sent a byte (Core's fallback for a v1-only peer); always
+    /// true when v2 is off.
     v1_only: bool,
 }
 
@@ -190,6 +189,10 @@ struct Conn {
     slot: Option<usize>,
     stream: TcpStream,
     peer: Peer,
+    /// Our `version` nonce on this connection.
+    nonce: u64,
+    /// Bytes received so far (a v2 attempt that got none fell back to v1).
+    received: u64,
     transport: Transport,
     queue: Vec<u8>,
     connected: bool,
@@ -273,6 +276,9 @@ pub struct NodeDriver {
     pending: Vec<Block>,
     pending_set: HashSet<BlockHash>,
     pending_bytes: usize,
+    /// A block commit failed: the store refuses writes until reopened, so
+    /// nothing more is downloaded (rather than fetched again forever).
+    store_failed: bool,
     block_tip: (BlockHash, u32),
     opts: NodeOptions,
     next_id: PeerId,
@@ -321,11 +327,18 @@ impl NodeDriver {
         opts: NodeOptions,
     ) -> Result<NodeDriver, NodeError> {
         let genesis_hash = chain.params().genesis.block_hash();
-        let now = unix_now();
+        // Stored headers were valid when stored: the future-time rule is not
+        // applied again (a clock behind at boot must not stop the node), and
+        // one that no longer connects (a lost write) is skipped, not fatal.
+        let mut skipped = 0u64;
         for (h, _) in store.headers()? {
-            chain
-                .accept_bitcoin(&h, now)
-                .map_err(|e| NodeError::StoredHeader { hash: h.block_hash(), reason: e.to_string() })?;
+            if let Err(e) = chain.accept_bitcoin(&h, u64::from(u32::MAX)) {
+                skipped += 1;
+                log::debug!("stored header {} skipped: {e}", h.block_hash());
+            }
+        }
+        if skipped > 0 {
+            log::warn!("{skipped} stored headers no longer fit the chain and were skipped");
         }
         for hash in store.invalid_blocks()? {
             chain.mark_invalid(&from_bitcoin_hash(&hash));
@@ -392,6 +405,7 @@ impl NodeDriver {
             pending: Vec::new(),
             pending_set: HashSet::new(),
             pending_bytes: 0,
+            store_failed: false,
             block_tip,
             opts,
             next_id: 1,
@@ -568,6 +582,7 @@ impl NodeDriver {
         addr: SocketAddr,
         slot: Option<usize>,
         peer: Peer,
+        nonce: u64,
         transport: Transport,
         first: Vec<u8>,
         connected: bool,
@@ -591,6 +606,8 @@ impl NodeDriver {
                 addr,
                 slot,
                 stream,
+                nonce,
+                received: 0,
                 peer,
                 transport,
                 queue: first,
@@ -634,10 +651,10 @@ impl NodeDriver {
             self.stats.inbound_accepted += 1;
             log::debug!("peer {addr}: inbound connection");
             let config = self.our_config(addr);
-            let network = config.network;
+            let (network, nonce) = (config.network, config.nonce);
             let peer = Peer::inbound(config, now);
             let transport = if self.opts.v2 { Transport::inbound(network) } else { Transport::V1 };
-            self.new_conn(stream, addr, None, peer, transport, Vec::new(), true, now);
+            self.new_conn(stream, addr, None, peer, nonce, transport, Vec::new(), true, now);
         }
     }
 
@@ -653,9 +670,11 @@ impl NodeDriver {
                 Ok(stream) => {
                     let config = self.our_config(addr);
                     self.our_nonces.insert(config.nonce);
-                    let network = config.network;
+                    let (network, nonce) = (config.network, config.nonce);
                     let (peer, version) = Peer::new(config, now);
-                    let v2 = if self.slots[i].v1_only { None } else { Transport::outbound_v2(network).ok() };
+                    // A v1 retry is used once; the next dial offers v2 again.
+                    let v1 = std::mem::replace(&mut self.slots[i].v1_only, !self.opts.v2);
+                    let v2 = if v1 { None } else { Transport::outbound_v2(network).ok() };
                     let (transport, first) = match v2 {
                         // Our key first; the version waits for the handshake.
                         Some(mut t) => {
@@ -665,7 +684,7 @@ impl NodeDriver {
                         }
                         None => (Transport::V1, version),
                     };
-                    match self.new_conn(stream, addr, Some(i), peer, transport, first, false, now) {
+                    match self.new_conn(stream, addr, Some(i), peer, nonce, transport, first, false, now) {
                         Some(t) => self.slots[i].conn = Some(t),
                         None => self.failed(i, "registering the socket failed".into(), now),
                     }
@@ -751,6 +770,7 @@ impl NodeDriver {
                     Err(e) => return Err(format!("reading: {e}")),
                 };
                 let now = Instant::now();
+                c.received += n as u64;
                 let plain = c.transport.receive(&buf[..n]).map_err(|e| e.to_string())?;
                 let events = c.peer.receive(&plain, now).map_err(|e| e.to_string())?;
                 for event in events {
@@ -772,6 +792,9 @@ impl NodeDriver {
         let id = c.id;
         let addr = c.addr;
         match event {
+            PeerEvent::Version { nonce, .. } if c.slot.is_none() && self.our_nonces.contains(&nonce) => {
+                self.drop_conn(t, "connected to ourselves (our own version nonce came back)".into(), now);
+            }
             PeerEvent::Version { version, user_agent, start_height, .. } => {
                 log::info!("peer {addr}: version {version} {user_agent} height {start_height}");
                 c.start_height = start_height;
@@ -783,6 +806,7 @@ impl NodeDriver {
             }
             PeerEvent::HandshakeDone => {
                 c.ready = true;
+                self.our_nonces.remove(&c.nonce);
                 let services = c.peer.their_services();
                 let outbound = c.slot.is_some();
                 let h = c.start_height;
@@ -806,6 +830,11 @@ impl NodeDriver {
                 self.apply(actions, now);
             }
             PeerEvent::Headers(headers) => {
+                // Only headers new to the chain are written (one commit per
+                // message): known ones repeated by a peer cost nothing.
+                let chain = self.sync.chain();
+                let new: Vec<bitcoin::block::Header> =
+                    headers.iter().filter(|h| !chain.contains(&from_bitcoin_hash(&h.block_hash()))).copied().collect();
                 let actions = self.sync.headers(id, &headers, now, unix_now());
                 let disconnecting = actions.iter().any(|a| matches!(a, Action::Disconnect { peer, .. } if *peer == id));
                 if let Some(last) = headers.last().map(|h| from_bitcoin_hash(&h.block_hash()))
@@ -815,7 +844,7 @@ impl NodeDriver {
                     c.best_known = Some(last);
                     self.download.peer_has(id, last, self.sync.chain());
                 }
-                self.persist_headers(&headers);
+                self.persist_headers(&new);
                 self.apply(actions, now);
                 if !disconnecting {
                     self.after_headers(now);
@@ -881,6 +910,9 @@ impl NodeDriver {
     /// Records headers that made it into the chain, so a restart has them.
     fn persist_headers(&mut self, headers: &[bitcoin::block::Header]) {
         let Some(store) = &self.store else { return };
+        if headers.is_empty() {
+            return;
+        }
         let chain = self.sync.chain();
         let keep: Vec<(bitcoin::block::Header, u32)> = headers
             .iter()
@@ -899,7 +931,7 @@ impl NodeDriver {
 
     /// Hands out block requests to peers with room.
     fn request_blocks(&mut self, now: Instant) {
-        if self.store.is_none() {
+        if self.store.is_none() || self.store_failed {
             return;
         }
         // Start at the fork point of the block tip and the best chain.
@@ -1038,10 +1070,16 @@ impl NodeDriver {
         let tip = (new != self.block_tip).then(|| (to_bitcoin_hash(&new.0), new.1));
         let refs: Vec<&Block> = blocks.iter().collect();
         if let Err(e) = store.put_batch(&refs, tip) {
-            log::error!("storing {} blocks: {e}", blocks.len());
             for h in &hashes {
                 self.stored.remove(h);
             }
+            if !self.store_failed {
+                log::error!(
+                    "storing {} blocks: {e}; block download stops (restart kiln once the disk is fixed)",
+                    blocks.len()
+                );
+            }
+            self.store_failed = true;
             return;
         }
         self.stats.blocks_stored += blocks.len() as u64;
@@ -1063,7 +1101,17 @@ impl NodeDriver {
             }
             height += 1;
         }
-        chain.at_height(height).map_or(self.block_tip, |e| (e.hash, height))
+        let Some(candidate) = chain.at_height(height) else { return self.block_tip };
+        // Keep a stored, valid tip until the stored part of a heavier branch
+        // has more work (Core keeps its tip until it can connect the new
+        // branch): headers alone never rewind what kiln serves.
+        if let Some(old) = chain.get(&self.block_tip.0)
+            && !chain.is_invalid(&old.hash)
+            && candidate.chainwork < old.chainwork
+        {
+            return self.block_tip;
+        }
+        (candidate.hash, height)
     }
 
     /// Moves the block tip onto stored blocks (a reorg to a branch already
@@ -1286,6 +1334,24 @@ impl NodeDriver {
         if self.stored.contains(&hash) || self.pending_set.contains(&hash) || self.store.is_none() {
             return;
         }
+        // Core's order: a compact block for a header with less work than our
+        // tip is ignored before its header is stored or anything allocated,
+        // so it cannot feed the off-best header cap or hold memory.
+        let header = from_bitcoin(&cb.header);
+        let chain = self.sync.chain();
+        let id = c.id;
+        match chain.get(&hash).map(|e| e.chainwork).or_else(|| chain.chainwork_of_child(&header)) {
+            None => {
+                let actions = self.sync.blocks_announced(id, &[hash], now);
+                self.apply(actions, now);
+                return;
+            }
+            Some(work) if work < chain.tip().chainwork => {
+                log::debug!("compact block {hash}: less work than our tip; ignored");
+                return;
+            }
+            Some(_) => {}
+        }
         let count = cb.short_ids.len() + cb.prefilled_txs.len();
         if count == 0 || count > MAX_COMPACT_TXS {
             self.drop_conn(t, format!("cmpctblock with {count} transactions"), now);
@@ -1304,14 +1370,7 @@ impl NodeDriver {
             }
         }
         // The header goes in before we ask for anything: a bad one ends it here.
-        let header = from_bitcoin(&cb.header);
         if !self.sync.chain().contains(&hash) {
-            if !self.sync.chain().contains(&header.prev_blockhash) {
-                let id = c.id;
-                let actions = self.sync.blocks_announced(id, &[hash], now);
-                self.apply(actions, now);
-                return;
-            }
             if let Err(e) = self.sync.accept_header(&header, unix_now()) {
                 self.drop_conn(t, format!("cmpctblock header: {e}"), now);
                 return;
@@ -1400,6 +1459,7 @@ impl NodeDriver {
     fn drop_conn(&mut self, t: usize, why: String, now: Instant) {
         let Some(mut c) = self.conns.remove(&t) else { return };
         let _ = self.poll.registry().deregister(&mut c.stream);
+        self.our_nonces.remove(&c.nonce);
         self.stats.disconnects += 1;
         log::warn!("peer {}: disconnected: {why}", c.addr);
         if let Some(i) = c.slot {
@@ -1407,7 +1467,9 @@ impl NodeDriver {
             slot.conn = None;
             slot.info.connected = false;
             slot.info.ready = false;
-            let v2_failed = c.connected && c.transport.v2_pending();
+            // Core's rule: only a v2 attempt that got no byte back (a v1-only
+            // peer closing on our key) is retried with v1, and only once.
+            let v2_failed = c.connected && c.transport.v2_pending() && c.received == 0;
             self.failed(i, why, now);
             if v2_failed {
                 // Probably a v1-only peer: dial it again at once, with v1.

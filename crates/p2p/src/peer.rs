@@ -95,7 +95,7 @@ impl PeerConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PeerEvent {
     /// Their `version` arrived (the handshake is not finished yet).
-    Version { version: u32, services: ServiceFlags, start_height: i32, user_agent: String },
+    Version { version: u32, services: ServiceFlags, start_height: i32, user_agent: String, nonce: u64 },
     /// `version` and `verack` both ways: requests may be made now.
     HandshakeDone,
     /// A `headers` message (at most 2,000, checked before decoding).
@@ -386,6 +386,7 @@ impl Peer {
                 self.send(NetworkMessage::Verack);
                 self.state = State::AwaitVerack;
                 events.push(PeerEvent::Version {
+                    nonce: v.nonce,
                     version: v.version,
                     services: v.services,
                     start_height: v.start_height,

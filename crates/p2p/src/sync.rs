@@ -137,8 +137,8 @@ struct PeerState {
     ready: bool,
     start_height: i32,
     in_flight: Option<Instant>,
-    /// Announced more than we had when it became ready, and not asked yet
-    /// because the sync peer was busy: asked once the sync peer answers.
+    /// Became ready while the sync peer was busy: asked for headers once
+    /// the sync peer answers (so every peer is asked once).
     pending_tall: bool,
     unconnecting: u32,
     presync: Option<Presync>,
@@ -213,15 +213,15 @@ impl Sync {
         if self.sync_peer.is_none() {
             self.sync_peer = Some(peer);
             self.ask(peer, None, now, &mut out);
-        } else if i64::from(start_height) > i64::from(self.chain.best_height()) {
-            if sync_idle {
-                // The sync peer has nothing in flight (it had no more to
-                // give) and this one claims more: ask it, no request is
-                // duplicated.
-                self.ask(peer, None, now, &mut out);
-            } else if let Some(st) = self.peers.get_mut(&peer) {
-                st.pending_tall = true;
-            }
+        } else if sync_idle {
+            // The sync peer has nothing in flight: ask this one too, once
+            // (as Core does outside its initial sync), so we learn what it
+            // holds (the block download asks only peers known to hold a
+            // block) and whether it is ahead.
+            self.ask(peer, None, now, &mut out);
+        } else if let Some(st) = self.peers.get_mut(&peer) {
+            // Asked once the sync peer answers.
+            st.pending_tall = true;
         }
         out
     }
@@ -317,17 +317,14 @@ impl Sync {
         // The sync peer is done for now: peers that announced more when they
         // connected are asked once (a branch mined while we were away).
         if self.sync_peer == Some(peer) && self.peers.get(&peer).is_some_and(|p| p.in_flight.is_none()) {
-            let best = i64::from(self.chain.best_height());
             let tall: Vec<PeerId> = self
                 .peers
                 .iter_mut()
                 .filter(|(_, p)| p.pending_tall)
                 .map(|(&id, p)| {
                     p.pending_tall = false;
-                    (id, i64::from(p.start_height))
+                    id
                 })
-                .filter(|&(_, h)| h > best)
-                .map(|(id, _)| id)
                 .collect();
             for id in tall {
                 self.ask(id, None, now, &mut out);

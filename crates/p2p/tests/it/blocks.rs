@@ -112,6 +112,25 @@ fn a_stalling_peer_is_dropped_a_lone_one_never() {
     let plan = dl.schedule(&chain, 0, |h| stored.contains(h), t0);
     assert_eq!(plan, vec![(2, one)]);
 
+    // An idle peer that holds nothing beyond the window makes no stall.
+    let mut dl = BlockDownload::new(config(4, 8));
+    dl.peer_ready(1);
+    dl.peer_ready(2);
+    dl.peer_has(1, tip, &chain);
+    dl.peer_has(2, hashes[8], &chain);
+    let plan = dl.schedule(&chain, 0, |_| false, t0);
+    let mut stored: HashSet<BlockHash> = HashSet::new();
+    for (peer, hs) in &plan {
+        if *peer == 2 {
+            for h in hs {
+                assert!(dl.received(2, h));
+                stored.insert(*h);
+            }
+        }
+    }
+    dl.schedule(&chain, 0, |h| stored.contains(h), t0);
+    assert!(dl.tick(t0 + Duration::from_secs(30)).is_empty(), "peer 2 could not have helped");
+
     // A lone peer with room is never a staller.
     let mut dl = BlockDownload::new(config(16, 8));
     dl.peer_ready(7);

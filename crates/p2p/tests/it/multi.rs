@@ -136,3 +136,26 @@ fn a_peer_that_hangs_up_is_dialled_again_with_back_off() {
     assert!(info.connections >= 2, "{info:?}");
     assert!(info.last_error.as_deref().unwrap_or("").contains("closed"), "{info:?}");
 }
+
+/// kiln told to connect to its own listening address notices its own
+/// `version` nonce on the inbound side and drops the connection.
+#[test]
+fn a_connection_to_ourselves_is_dropped() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let dir = kiln_testkit::TempDir::new("self-connect");
+    let store = kiln_store::BlockStore::open(dir.path()).unwrap();
+    let opts = NodeOptions { listen: Some(addr), reconnect_min: Duration::from_secs(30), ..NodeOptions::default() };
+    let mut n = NodeDriver::with_store(&[addr], HeaderChain::new(Network::Regtest), store, opts).unwrap();
+    let dropped = n
+        .run_until(Instant::now() + Duration::from_secs(10), |n| {
+            n.peers()[0].1.last_error.as_deref().is_some_and(|e| !e.is_empty())
+        })
+        .unwrap();
+    assert!(dropped, "{:?} {:?}", n.peers(), n.connections());
+    assert!(n.connections().iter().all(|c| !c.ready), "{:?}", n.connections());
+    assert!(n.stats().disconnects >= 1);
+    // Without the nonce check both ends would finish the handshake and the
+    // loop would run to its deadline with no error.
+    assert!(!n.peers()[0].1.ready);
+}

@@ -208,15 +208,17 @@ fn mainnet_headers_below_minimum_chain_work_are_not_stored() {
 }
 
 #[test]
-fn a_taller_peer_is_asked_once_the_sync_peer_is_idle() {
+fn every_peer_is_asked_once_so_we_learn_what_it_holds() {
     let (mut s, ours) = synced(10, SyncConfig::default());
-    // The sync peer has nothing more: an empty answer.
-    assert!(s.headers(1, &[], Instant::now(), NOW).is_empty());
-    // A peer announcing no more than our height is not asked...
+    // While the sync peer's request is in flight, a new peer waits...
     assert!(s.peer_ready(2, 10, Instant::now()).is_empty());
-    // ...one announcing more is.
-    let a = s.peer_ready(3, 25, Instant::now());
+    // ...and is asked once the sync peer answers (here: nothing new).
+    let a = s.headers(1, &[], Instant::now(), NOW);
     // (from our tip's parent, so the answer shows it has our tip)
+    assert_eq!(get_headers_from(&a), Some(hash(&ours[8])), "{a:?}");
+    // With the sync peer idle, a new peer is asked at once, whatever height
+    // it announced.
+    let a = s.peer_ready(3, 5, Instant::now());
     assert_eq!(get_headers_from(&a), Some(hash(&ours[8])), "{a:?}");
     assert_eq!(s.sync_peer(), Some(1));
 }
