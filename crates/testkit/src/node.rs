@@ -494,7 +494,9 @@ impl Node {
                 }
                 // 401 can come from someone else's server that grabbed our
                 // port; ours will then fail to bind and exit (handled above).
-                Err(e) if e.is_transient() || matches!(e, RpcError::Http { status: 401, .. }) => {
+                // 503 is a node shutting down (its P2P port was taken, say):
+                // its exit, and the reason in its log, come next.
+                Err(e) if e.is_transient() || matches!(e, RpcError::Http { status: 401 | 503, .. }) => {
                     last_error = e.to_string();
                 }
                 Err(e) => {
