@@ -147,6 +147,8 @@ pub enum NodeError {
 pub enum BlockReject {
     #[error("header refused: {0}")]
     Header(String),
+    #[error("header refused, more than two hours ahead of our clock: {0}")]
+    TimeTooNew(String),
     #[error("parent {0} unknown")]
     Orphan(BlockHash),
     #[error("block {0} was already found invalid")]
@@ -994,6 +996,8 @@ impl NodeDriver {
                 }
             }
             Err(e @ BlockReject::Store { .. }) => log::error!("{e}"),
+            // Perhaps our clock is wrong: Core does not punish this either.
+            Err(e @ BlockReject::TimeTooNew(_)) => log::info!("{e}"),
             Err(e) => {
                 if let Some(t) = from {
                     self.drop_conn(t, e.to_string(), now);
@@ -1015,7 +1019,12 @@ impl NodeDriver {
             if !self.sync.chain().contains(&header.prev_blockhash) {
                 return Err(BlockReject::Orphan(header.prev_blockhash));
             }
-            self.sync.accept_header(&header, unix_now()).map_err(|e| BlockReject::Header(e.to_string()))?;
+            self.sync.accept_header(&header, unix_now()).map_err(|e| match e {
+                crate::sync::SyncError::BadHeader(h @ crate::HeaderError::TimeTooNew { .. }) => {
+                    BlockReject::TimeTooNew(h.to_string())
+                }
+                other => BlockReject::Header(other.to_string()),
+            })?;
             self.persist_headers(std::slice::from_ref(&block.header));
         }
         let chain = self.sync.chain();

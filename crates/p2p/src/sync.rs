@@ -310,9 +310,18 @@ impl Sync {
         st.in_flight = None;
         self.stats.headers_messages += 1;
         let headers: Vec<Header> = headers.iter().map(from_bitcoin).collect();
-        if let Err(reason) = self.process(peer, &headers, now, unix_now, &mut out) {
-            out.push(Action::Disconnect { peer, reason });
-            return out;
+        match self.process(peer, &headers, now, unix_now, &mut out) {
+            Ok(()) => {}
+            // Core does not punish a header too far in the future (our clock
+            // may be the one that is wrong): it is refused, the peer stays.
+            Err(SyncError::BadHeader(e @ HeaderError::TimeTooNew { .. })) => {
+                log::info!("peer {peer}: header refused, not stored: {e}");
+                return out;
+            }
+            Err(reason) => {
+                out.push(Action::Disconnect { peer, reason });
+                return out;
+            }
         }
         // The sync peer is done for now: peers that announced more when they
         // connected are asked once (a branch mined while we were away).

@@ -222,3 +222,20 @@ fn every_peer_is_asked_once_so_we_learn_what_it_holds() {
     assert_eq!(get_headers_from(&a), Some(hash(&ours[8])), "{a:?}");
     assert_eq!(s.sync_peer(), Some(1));
 }
+
+/// A header more than two hours ahead of our clock is refused but, as in
+/// Core, does not cost the peer its connection (our clock may be wrong).
+#[test]
+fn a_header_from_the_future_is_refused_without_disconnecting() {
+    let (mut s, ours) = synced(10, SyncConfig::default());
+    let last = ours.last().unwrap();
+    let mut next = branch(hash(last), last.time, 1, 9);
+    let h = &mut next[0];
+    h.time = (NOW + 3 * 3600) as u32;
+    while !bitcoin::Target::from_compact(h.bits).is_met_by(h.block_hash()) {
+        h.nonce += 1;
+    }
+    let a = s.headers(1, &next, Instant::now(), NOW);
+    assert!(a.iter().all(|a| !matches!(a, Action::Disconnect { .. })), "{a:?}");
+    assert_eq!(s.chain().best_height(), 10);
+}
