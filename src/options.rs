@@ -130,7 +130,7 @@ fn parse_api(s: &str) -> Result<std::net::SocketAddr, UsageError> {
 }
 
 /// A listening address for `key`: PORT (on 127.0.0.1) or ADDR:PORT.
-fn parse_listen(key: &str, s: &str) -> Result<std::net::SocketAddr, UsageError> {
+pub(crate) fn parse_listen(key: &str, s: &str) -> Result<std::net::SocketAddr, UsageError> {
     if let Ok(port) = s.parse::<u16>() {
         return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
     }

@@ -19,6 +19,7 @@ use serde_json::json;
 
 use crate::AnyResult;
 use crate::cli::NodeArgs;
+use crate::options::parse_listen;
 
 /// What the API serves, refreshed by the node's loop (the API threads never
 /// touch the node itself).
@@ -34,53 +35,36 @@ fn usage(msg: impl std::fmt::Display) -> AnyResult<ExitCode> {
     Ok(ExitCode::from(2))
 }
 
-/// `~/.kiln/CHAIN` (Core's layout: one directory per network).
+/// `~/.kiln/CHAIN`: one directory per network, named as Core names them
+/// (`main` for mainnet, which Core keeps at the top).
 fn default_datadir(chain: bitcoin::Network) -> Option<PathBuf> {
-    let name = match chain {
-        bitcoin::Network::Bitcoin => "main",
-        bitcoin::Network::Testnet => "testnet3",
-        bitcoin::Network::Testnet4 => "testnet4",
-        bitcoin::Network::Signet => "signet",
-        bitcoin::Network::Regtest => "regtest",
-    };
+    let name = kiln_gbt::chain::chain_dir(chain).unwrap_or("main");
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kiln").join(name))
-}
-
-/// PORT (on 127.0.0.1), ADDR:PORT, or empty for 127.0.0.1 and `port`.
-fn parse_listen(s: &str, port: u16) -> Option<std::net::SocketAddr> {
-    if s.is_empty() {
-        return Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
-    }
-    if let Ok(p) = s.parse::<u16>() {
-        return Some(std::net::SocketAddr::from(([127, 0, 0, 1], p)));
-    }
-    s.parse().ok()
 }
 
 pub fn run(a: NodeArgs) -> AnyResult<ExitCode> {
     let mut peers = a.connect.clone();
     peers.extend(a.addnode.iter().copied());
-    let listen = match a.listen.as_deref().map(|s| parse_listen(s, default_port(a.chain))) {
-        Some(None) => {
-            return usage(format!("--listen wants PORT or ADDR:PORT, got '{}'", a.listen.unwrap_or_default()));
-        }
-        Some(Some(addr)) if a.headers_only => {
-            return usage(format!("--listen {addr} needs blocks to serve: drop --headers-only"));
-        }
-        Some(addr) => addr,
+    // `--listen` with no value: 127.0.0.1 and the chain's usual port.
+    let listen = match a.listen.as_deref() {
+        Some("") => Some(std::net::SocketAddr::from(([127, 0, 0, 1], default_port(a.chain)))),
+        Some(s) => match parse_listen("--listen", s) {
+            Ok(addr) => Some(addr),
+            Err(e) => return usage(e),
+        },
         None => None,
     };
+    if let (Some(addr), true) = (listen, a.headers_only) {
+        return usage(format!("--listen {addr} needs blocks to serve: drop --headers-only"));
+    }
     if peers.is_empty() && listen.is_none() {
         return usage(
             "no --connect/--addnode peer and no --listen: nothing to talk to (there is no peer discovery yet)",
         );
     }
-    let api = match a.api.as_deref() {
-        Some(s) => match parse_listen(s, 0).filter(|_| !s.is_empty()) {
-            Some(addr) => Some(addr),
-            None => return usage(format!("--api wants PORT or ADDR:PORT, got '{s}'")),
-        },
-        None => None,
+    let api = match a.api.as_deref().map(|s| parse_listen("--api", s)).transpose() {
+        Ok(api) => api,
+        Err(e) => return usage(e),
     };
     if let Some(addr) = listen
         && !addr.ip().is_loopback()

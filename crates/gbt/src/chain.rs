@@ -69,14 +69,19 @@ pub fn network_of_port(port: u16) -> Option<Network> {
 /// Where Core writes its cookie: `<datadir>/.cookie` on mainnet,
 /// `<datadir>/<chain dir>/.cookie` elsewhere.
 pub fn cookie_path(datadir: &Path, network: Network) -> PathBuf {
-    let sub = match network {
-        Network::Testnet => "testnet3",
-        Network::Testnet4 => "testnet4",
-        Network::Signet => "signet",
-        Network::Regtest => "regtest",
-        _ => "",
-    };
-    datadir.join(sub).join(".cookie")
+    datadir.join(chain_dir(network).unwrap_or("")).join(".cookie")
+}
+
+/// The subdirectory Core keeps a network's data in (`None`: mainnet, which
+/// uses the data directory itself).
+pub fn chain_dir(network: Network) -> Option<&'static str> {
+    match network {
+        Network::Testnet => Some("testnet3"),
+        Network::Testnet4 => Some("testnet4"),
+        Network::Signet => Some("signet"),
+        Network::Regtest => Some("regtest"),
+        _ => None,
+    }
 }
 
 /// Core's default data directory (`~/.bitcoin` on Unix).

@@ -205,8 +205,7 @@ impl BlockDownload {
             }
             // The least loaded peer that has not said it lacks the block.
             let per_peer = self.config.per_peer;
-            let h = height - 1;
-            let has = |p: &PeerState| p.best.is_some_and(|b| chain.ancestor_of(&b, h).is_some_and(|a| a.hash == hash));
+            let has = |p: &PeerState| p.best.is_some_and(|b| chain.is_ancestor(&hash, &b));
             let Some((&peer, st)) = self
                 .peers
                 .iter_mut()

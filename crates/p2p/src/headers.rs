@@ -308,6 +308,12 @@ impl HeaderChain {
         Some(&self.entries[self.ancestor(i, height)])
     }
 
+    /// Whether `ancestor` is `hash` itself or one of its ancestors (false
+    /// when either is unknown).
+    pub fn is_ancestor(&self, ancestor: &BlockHash, hash: &BlockHash) -> bool {
+        self.get(ancestor).is_some_and(|a| self.ancestor_of(hash, a.height).is_some_and(|e| e.hash == *ancestor))
+    }
+
     /// Whether `hash` is on the best chain.
     pub fn is_active(&self, hash: &BlockHash) -> bool {
         self.by_hash.get(hash).is_some_and(|&i| self.active.get(self.entries[i].height as usize) == Some(&i))
@@ -575,6 +581,11 @@ impl HeaderChain {
 pub fn from_bitcoin(header: &bitcoin::block::Header) -> Header {
     let bytes = bitcoin::consensus::serialize(header);
     Header::parse(&bytes).expect("a header serializes to 80 bytes")
+}
+
+/// kiln's header as rust-bitcoin's (what a `headers` message carries).
+pub fn to_bitcoin(header: &Header) -> bitcoin::block::Header {
+    bitcoin::consensus::deserialize(&header.serialize()).expect("80 bytes are a header")
 }
 
 /// kiln's block hash as rust-bitcoin's (same internal byte order).

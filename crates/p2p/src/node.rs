@@ -65,7 +65,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
 use crate::blocks::{BlockDownload, DownloadConfig};
-use crate::headers::{HeaderChain, from_bitcoin, from_bitcoin_hash, to_bitcoin_hash};
+use crate::headers::{HeaderChain, from_bitcoin, from_bitcoin_hash, to_bitcoin, to_bitcoin_hash};
 use crate::peer::{MAX_SEND_QUEUE, Peer, PeerConfig, PeerEvent, SEND_TARGET};
 use crate::sync::{Action, PeerId, Sync, SyncConfig};
 use crate::transport::Transport;
@@ -849,7 +849,9 @@ impl NodeDriver {
                 self.persist_headers(&new);
                 self.apply(actions, now);
                 if !disconnecting {
-                    self.after_headers(now);
+                    // A reorg onto stored blocks; new downloads follow at
+                    // the loop's next turn.
+                    self.advance_tip();
                 }
             }
             PeerEvent::BlocksAnnounced(hashes) => {
@@ -923,12 +925,6 @@ impl NodeDriver {
         if let Err(e) = store.put_headers(&keep) {
             log::error!("recording {} headers: {e}", keep.len());
         }
-    }
-
-    /// New headers may mean a reorg onto stored blocks, and new downloads.
-    fn after_headers(&mut self, now: Instant) {
-        self.advance_tip();
-        self.request_blocks(now);
     }
 
     /// Hands out block requests to peers with room.
@@ -1006,10 +1002,9 @@ impl NodeDriver {
                 }
             }
         }
-        result?;
-        self.advance_tip();
-        self.request_blocks(now);
-        Ok(())
+        // The block waits in `pending`: the loop's next turn commits it,
+        // moves the tip and hands out the requests it freed.
+        result
     }
 
     /// Header into the chain, then every rule that needs no UTXO set.
@@ -1155,13 +1150,10 @@ impl NodeDriver {
                 continue;
             }
             // Already has it (it sent it, or a descendant).
-            let known = c.best_known.and_then(|k| chain.get(&k).map(|e| (k, e.height)));
-            if let Some((k, kh)) = known
-                && kh >= tip_height
-                && chain.ancestor_of(&k, tip_height).is_some_and(|a| a.hash == tip)
-            {
+            if c.best_known.is_some_and(|k| chain.is_ancestor(&tip, &k)) {
                 continue;
             }
+            let known = c.best_known.and_then(|k| chain.get(&k).map(|e| (k, e.height)));
             let message = if c.high_bandwidth && single_step {
                 if compact.is_none() {
                     compact =
@@ -1175,16 +1167,14 @@ impl NodeDriver {
                 // Headers from what the peer has, when that is close below.
                 let from = known
                     .filter(|&(k, kh)| {
-                        kh < tip_height
-                            && tip_height - kh <= MAX_BLOCKS_TO_ANNOUNCE
-                            && chain.ancestor_of(&tip, kh).is_some_and(|a| a.hash == k)
+                        kh < tip_height && tip_height - kh <= MAX_BLOCKS_TO_ANNOUNCE && chain.is_ancestor(&k, &tip)
                     })
                     .map(|(_, kh)| kh)
                     .or_else(|| single_step.then_some(old.1));
                 match from {
                     Some(from) if c.peer.peer_wants_headers => {
                         let headers = (from + 1..=tip_height)
-                            .filter_map(|h| chain.ancestor_of(&tip, h).map(|e| to_bitcoin_header(&e.header)))
+                            .filter_map(|h| chain.ancestor_of(&tip, h).map(|e| to_bitcoin(&e.header)))
                             .collect();
                         Some(NetworkMessage::Headers(headers))
                     }
@@ -1206,7 +1196,7 @@ impl NodeDriver {
 
     fn compact_of(&self, hash: &BlockHash) -> Option<HeaderAndShortIds> {
         let block = self.store.as_ref()?.get(&to_bitcoin_hash(hash)).ok()??;
-        HeaderAndShortIds::from_block(&block, compact_nonce(self.nonce_seed, hash), 2, &[]).ok()
+        Some(compact_block(&block, self.nonce_seed))
     }
 
     /// `getheaders`: up to 2,000 headers of the block tip's chain after the
@@ -1217,18 +1207,14 @@ impl NodeDriver {
         }
         let chain = self.sync.chain();
         let (tip, tip_height) = self.block_tip;
-        let on_tip_chain = |h: &BlockHash| {
-            chain.get(h).is_some_and(|e| {
-                e.height <= tip_height && chain.ancestor_of(&tip, e.height).is_some_and(|a| a.hash == *h)
-            })
-        };
-        let fork = locator.iter().find(|h| on_tip_chain(h)).and_then(|h| chain.get(h)).map(|e| (e.hash, e.height));
+        let fork =
+            locator.iter().find(|h| chain.is_ancestor(h, &tip)).and_then(|h| chain.get(h)).map(|e| (e.hash, e.height));
         let from = fork.map_or(0, |(_, h)| h);
         let end = tip_height.min(from.saturating_add(MAX_HEADERS_RESULTS as u32));
         let mut headers = Vec::new();
         for h in from + 1..=end {
             let Some(e) = chain.ancestor_of(&tip, h) else { break };
-            headers.push(to_bitcoin_header(&e.header));
+            headers.push(to_bitcoin(&e.header));
             if e.hash == *stop {
                 break;
             }
@@ -1266,23 +1252,20 @@ impl NodeDriver {
                 let height = self.sync.chain().get(&hash).map(|e| e.height);
                 let bhash = to_bitcoin_hash(&hash);
                 let sent = match item {
-                    Inventory::WitnessBlock(_) => {
-                        store.get_raw(&bhash).map(|raw| raw.map(|raw| c.peer.send_raw("block", &raw)))
-                    }
                     Inventory::CompactBlock(_)
                         if height.is_some_and(|h| self.block_tip.1.saturating_sub(h) < MAX_CMPCTBLOCK_DEPTH) =>
                     {
                         store.get(&bhash).map(|b| {
                             b.map(|b| {
-                                let cb =
-                                    HeaderAndShortIds::from_block(&b, compact_nonce(self.nonce_seed, &hash), 2, &[])
-                                        .expect("version 2, no prefill");
                                 self.stats.compact_sent += 1;
+                                let cb = compact_block(&b, self.nonce_seed);
                                 c.peer.send_message(NetworkMessage::CmpctBlock(CmpctBlock { compact_block: cb }))
                             })
                         })
                     }
-                    Inventory::CompactBlock(_) => {
+                    // Witness blocks, and compact ones too deep to be worth
+                    // it, straight from disk.
+                    Inventory::WitnessBlock(_) | Inventory::CompactBlock(_) => {
                         store.get_raw(&bhash).map(|raw| raw.map(|raw| c.peer.send_raw("block", &raw)))
                     }
                     _ => store.get(&bhash).map(|b| {
@@ -1521,14 +1504,13 @@ fn block_hash_of(item: &Inventory) -> Option<BlockHash> {
     }
 }
 
-fn to_bitcoin_header(h: &kiln_work::Header) -> bitcoin::block::Header {
-    bitcoin::consensus::deserialize(&h.serialize()).expect("80 bytes are a header")
-}
-
-/// BIP152 asks for a different nonce per block: ours mixes a per-process
-/// seed with the block hash.
-fn compact_nonce(seed: u64, hash: &BlockHash) -> u64 {
-    seed ^ u64::from_le_bytes(hash.0[..8].try_into().expect("8 bytes"))
+/// `block` as a BIP152 version 2 compact block (coinbase prefilled). BIP152
+/// asks for a different nonce per block: ours mixes a per-process seed with
+/// the block hash.
+fn compact_block(block: &Block, seed: u64) -> HeaderAndShortIds {
+    let hash = from_bitcoin_hash(&block.block_hash()).0;
+    let nonce = seed ^ u64::from_le_bytes(hash[..8].try_into().expect("8 bytes"));
+    HeaderAndShortIds::from_block(block, nonce, 2, &[]).expect("version 2 with no prefill cannot fail")
 }
 
 /// Moves what the peer state machine wrote through the transport (framed

@@ -338,7 +338,8 @@ impl Transport {
         }
         if let V2::Handshake { role, seed, their_key, buf, held, replays } = state {
             buf.extend_from_slice(bytes);
-            if their_key.is_none() {
+            let first = their_key.is_none();
+            if first {
                 if buf.len() < KEY_LEN {
                     return Ok(Vec::new());
                 }
@@ -348,8 +349,6 @@ impl Transport {
                 }
                 buf.drain(..KEY_LEN);
                 *their_key = Some(key);
-                let (_, ours) = version_for(network, *role, *seed, key)?;
-                out.extend_from_slice(&ours);
             }
             let key = their_key.expect("set above");
             if buf.len() > MAX_GARBAGE + TERMINATOR_LEN + MAX_HANDSHAKE_EXTRA {
@@ -362,9 +361,12 @@ impl Transport {
                     "not finished after {MAX_HANDSHAKE_READS} reads (a peer trickling its handshake)"
                 )));
             }
-            let (hs, _) = version_for(network, *role, *seed, key)?;
-            let view = buf.clone();
-            let (mut hs, consumed) = match hs.receive_garbage(&view) {
+            let (hs, ours) = version_for(network, *role, *seed, key)?;
+            if first {
+                // Our terminator and version packet, sent once.
+                out.extend_from_slice(&ours);
+            }
+            let (mut hs, consumed) = match hs.receive_garbage(buf) {
                 Ok(GarbageResult::FoundGarbage { handshake, consumed_bytes }) => (handshake, consumed_bytes),
                 Ok(GarbageResult::NeedMoreData(_)) => return Ok(Vec::new()),
                 Err(e) => return Err(TransportError::Handshake(e.to_string())),

@@ -218,17 +218,6 @@ fn check_counts(command: &str, payload: &[u8]) -> Result<(), WireError> {
 mod tests {
     use super::*;
 
-    fn frame(magic: Magic, command: &str, payload: &[u8]) -> Vec<u8> {
-        let mut v = magic.to_bytes().to_vec();
-        let mut cmd = [0u8; 12];
-        cmd[..command.len()].copy_from_slice(command.as_bytes());
-        v.extend_from_slice(&cmd);
-        v.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        v.extend_from_slice(&checksum(payload));
-        v.extend_from_slice(payload);
-        v
-    }
-
     #[test]
     fn round_trip_byte_by_byte() {
         let m = magic(Network::Regtest);
@@ -259,39 +248,39 @@ mod tests {
     fn limits_before_decoding() {
         let m = magic(Network::Bitcoin);
         let mut d = Decoder::new(m);
-        d.feed(&frame(magic(Network::Regtest), "ping", &[0; 8]));
+        d.feed(&encode_raw(magic(Network::Regtest), "ping", &[0; 8]));
         assert!(matches!(d.next_message(), Err(WireError::WrongMagic { .. })));
 
         let mut d = Decoder::new(m);
-        let mut f = frame(m, "ping", &[0; 8]);
+        let mut f = encode_raw(m, "ping", &[0; 8]);
         f[24] ^= 1;
         d.feed(&f);
         assert!(matches!(d.next_message(), Err(WireError::BadChecksum { .. })));
 
         // An oversized length is refused from the header alone.
         let mut d = Decoder::new(m);
-        let mut f = frame(m, "block", &[]);
+        let mut f = encode_raw(m, "block", &[]);
         f[16..20].copy_from_slice(&4_000_001u32.to_le_bytes());
         d.feed(&f);
         assert!(matches!(d.next_message(), Err(WireError::Oversized { len: 4_000_001, .. })));
 
         let mut d = Decoder::new(m);
-        d.feed(&frame(m, "pi\x01g", &[]));
+        d.feed(&encode_raw(m, "pi\x01g", &[]));
         assert!(matches!(d.next_message(), Err(WireError::BadCommand { .. })));
 
         // 50,001 inventory entries: only the count prefix is needed.
         let mut d = Decoder::new(m);
-        d.feed(&frame(m, "inv", &[0xfe, 0x51, 0xc3, 0x00, 0x00]));
+        d.feed(&encode_raw(m, "inv", &[0xfe, 0x51, 0xc3, 0x00, 0x00]));
         assert!(matches!(d.next_message(), Err(WireError::TooManyEntries { count: 50_001, .. })));
 
         let mut d = Decoder::new(m);
         let mut p = 70016u32.to_le_bytes().to_vec();
         p.push(102);
-        d.feed(&frame(m, "getheaders", &p));
+        d.feed(&encode_raw(m, "getheaders", &p));
         assert!(matches!(d.next_message(), Err(WireError::LocatorTooLong { count: 102, .. })));
 
         let mut d = Decoder::new(m);
-        d.feed(&frame(m, "ping", &[1, 2]));
+        d.feed(&encode_raw(m, "ping", &[1, 2]));
         assert!(matches!(d.next_message(), Err(WireError::Decode { .. })));
     }
 }

@@ -303,12 +303,17 @@ impl BlockStore {
         if w.poisoned {
             return Err(StoreError::Poisoned);
         }
-        // Serialize and check sizes before anything is written.
+        // Serialize and check sizes before anything is written; blocks
+        // already indexed (one read transaction for the batch) or repeated
+        // are skipped.
         let mut records: Vec<([u8; 32], Vec<u8>)> = Vec::with_capacity(blocks.len());
+        let mut seen = std::collections::HashSet::with_capacity(blocks.len());
+        let read = self.db.begin_read().map_err(db_err)?;
+        let indexed = read.open_table(BLOCKS).map_err(db_err)?;
         for block in blocks {
             let hash = block.block_hash();
             let key = hash.to_byte_array();
-            if records.iter().any(|(k, _)| *k == key) || self.location(&hash)?.is_some() {
+            if !seen.insert(key) || indexed.get(key).map_err(db_err)?.is_some() {
                 continue;
             }
             let payload = bitcoin::consensus::serialize(*block);
@@ -317,6 +322,7 @@ impl BlockStore {
             }
             records.push((key, payload));
         }
+        drop((indexed, read));
         // Append at the committed write position, rotating as needed; every
         // file written is fsynced before the index learns of any record.
         let (mut file_no, mut end) = (w.file_no, w.end);

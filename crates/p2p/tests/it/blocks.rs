@@ -29,13 +29,24 @@ fn config(per_peer: usize, window: u32) -> DownloadConfig {
     DownloadConfig { per_peer, window, ..DownloadConfig::default() }
 }
 
+/// A scheduler with these peers ready, each holding the given block (and
+/// its ancestors) when one is named.
+fn with_peers(config: DownloadConfig, chain: &HeaderChain, peers: &[(u64, Option<BlockHash>)]) -> BlockDownload {
+    let mut dl = BlockDownload::new(config);
+    for &(peer, best) in peers {
+        dl.peer_ready(peer);
+        if let Some(b) = best {
+            dl.peer_has(peer, b, chain);
+        }
+    }
+    dl
+}
+
 #[test]
 fn requests_spread_over_peers_within_the_window() {
     let (chain, hashes) = chain(300);
     let tip = *hashes.last().unwrap();
-    let mut dl = BlockDownload::new(config(16, 64));
-    dl.peer_ready(1);
-    dl.peer_ready(2);
+    let mut dl = with_peers(config(16, 64), &chain, &[(1, None), (2, None)]);
     let t0 = Instant::now();
     // Nobody has shown it holds anything: nothing is asked.
     assert!(dl.schedule(&chain, 0, |_| false, t0).is_empty());
@@ -86,11 +97,7 @@ fn requests_spread_over_peers_within_the_window() {
 fn a_stalling_peer_is_dropped_a_lone_one_never() {
     let (chain, hashes) = chain(50);
     let tip = *hashes.last().unwrap();
-    let mut dl = BlockDownload::new(config(4, 8));
-    dl.peer_ready(1);
-    dl.peer_ready(2);
-    dl.peer_has(1, tip, &chain);
-    dl.peer_has(2, tip, &chain);
+    let mut dl = with_peers(config(4, 8), &chain, &[(1, Some(tip)), (2, Some(tip))]);
     let t0 = Instant::now();
     let plan = dl.schedule(&chain, 0, |_| false, t0);
     let of = |p: u64| plan.iter().find(|(id, _)| *id == p).unwrap().1.clone();
@@ -113,11 +120,7 @@ fn a_stalling_peer_is_dropped_a_lone_one_never() {
     assert_eq!(plan, vec![(2, one)]);
 
     // An idle peer that holds nothing beyond the window makes no stall.
-    let mut dl = BlockDownload::new(config(4, 8));
-    dl.peer_ready(1);
-    dl.peer_ready(2);
-    dl.peer_has(1, tip, &chain);
-    dl.peer_has(2, hashes[8], &chain);
+    let mut dl = with_peers(config(4, 8), &chain, &[(1, Some(tip)), (2, Some(hashes[8]))]);
     let plan = dl.schedule(&chain, 0, |_| false, t0);
     let mut stored: HashSet<BlockHash> = HashSet::new();
     for (peer, hs) in &plan {
@@ -132,9 +135,7 @@ fn a_stalling_peer_is_dropped_a_lone_one_never() {
     assert!(dl.tick(t0 + Duration::from_secs(30)).is_empty(), "peer 2 could not have helped");
 
     // A lone peer with room is never a staller.
-    let mut dl = BlockDownload::new(config(16, 8));
-    dl.peer_ready(7);
-    dl.peer_has(7, tip, &chain);
+    let mut dl = with_peers(config(16, 8), &chain, &[(7, Some(tip))]);
     let plan = dl.schedule(&chain, 0, |_| false, t0);
     assert_eq!(plan[0].1.len(), 8);
     assert!(dl.tick(t0 + Duration::from_secs(30)).is_empty());
@@ -145,9 +146,7 @@ fn not_found_goes_elsewhere_and_old_requests_time_out() {
     let (chain, hashes) = chain(20);
     let tip = *hashes.last().unwrap();
     let cfg = DownloadConfig { request_timeout: Duration::from_secs(60), ..config(2, 100) };
-    let mut dl = BlockDownload::new(cfg);
-    dl.peer_ready(1);
-    dl.peer_has(1, tip, &chain);
+    let mut dl = with_peers(cfg, &chain, &[(1, Some(tip))]);
     let t0 = Instant::now();
     assert_eq!(dl.schedule(&chain, 0, |_| false, t0), vec![(1, vec![hashes[1], hashes[2]])]);
     dl.not_found(1, &[hashes[1]]);

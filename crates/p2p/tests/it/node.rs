@@ -169,13 +169,18 @@ fn syncs_from_core_serves_core_and_relays_both_ways() {
     eprintln!("{stats:?}");
     assert!(stats.announcements >= 2);
 
-    // 5. A restart restores headers and blocks from the store: nothing to fetch.
+    // 5. A restart restores headers and blocks from the store: connected to
+    // A again, which has every block, kiln finds nothing to fetch.
     drop(kiln);
-    let mut again = full_node(&dir, &[]);
+    let mut again = full_node(&dir, &[a.p2p_addr().unwrap()]);
     assert_eq!(again.block_tip(), (from_bitcoin_hash(&ours), height + 2));
     assert_eq!(again.chain().best_height(), height + 2);
-    again.run_until(Instant::now() + Duration::from_millis(200), |_| false).unwrap();
+    run_until(&mut again, Duration::from_secs(30), "A to be ready again", |k| {
+        k.connections().iter().any(|c| c.ready && c.best_known.is_some())
+    });
+    again.run_until(Instant::now() + Duration::from_millis(500), |_| false).unwrap();
     assert_eq!(again.download().stats().requested, 0);
+    assert_eq!(again.block_tip().1, height + 2);
 }
 
 #[test]

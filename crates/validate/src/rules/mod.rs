@@ -277,6 +277,15 @@ impl RulesReport {
         self.violations.push(Violation { rule, tx, input, detail });
     }
 
+    /// Records the block's sigop cost and Core's `bad-blk-sigops` when it
+    /// is over the limit; `what` names the count and `note` follows it.
+    fn sigop_limit(&mut self, cost: u64, what: &str, note: String) {
+        self.sigop_cost = cost;
+        if cost > MAX_BLOCK_SIGOPS_COST {
+            self.violate(reason::BAD_BLK_SIGOPS, None, None, format!("{what} {cost} > {MAX_BLOCK_SIGOPS_COST}{note}"));
+        }
+    }
+
     fn skip(&mut self, rule: &'static str, reason: &'static str, tx: Option<usize>) {
         if let Some(n) = self.not_checked.iter_mut().find(|n| n.rule == rule && n.reason == reason) {
             n.count += 1;
@@ -551,15 +560,7 @@ fn check_impl(
         // CheckBlock's own sigop limit (legacy count × 4); with spent
         // outputs the full cost below covers it.
         let legacy_cost = legacy_total.saturating_mul(script::WITNESS_SCALE_FACTOR);
-        r.sigop_cost = legacy_cost;
-        if legacy_cost > MAX_BLOCK_SIGOPS_COST {
-            r.violate(
-                reason::BAD_BLK_SIGOPS,
-                None,
-                None,
-                format!("legacy sigop cost {legacy_cost} > {MAX_BLOCK_SIGOPS_COST}"),
-            );
-        }
+        r.sigop_limit(legacy_cost, "legacy sigop cost", String::new());
         return Ok(r);
     }
 
@@ -786,15 +787,7 @@ fn check_impl(
     }
 
     r.fees = fees;
-    r.sigop_cost = sigop_cost;
-    if sigop_cost > MAX_BLOCK_SIGOPS_COST {
-        r.violate(
-            reason::BAD_BLK_SIGOPS,
-            None,
-            None,
-            format!("sigop cost {sigop_cost} > {MAX_BLOCK_SIGOPS_COST} (legacy part {})", legacy_total * 4),
-        );
-    }
+    r.sigop_limit(sigop_cost, "sigop cost", format!(" (legacy part {})", legacy_total * 4));
 
     #[allow(clippy::collapsible_match)] // the guard must not include `paid > limit`
     if has_coinbase {
